@@ -1,0 +1,672 @@
+"""The gateway's configuration: one TOML file, environment overrides, typed sections.
+
+Options are built once, at start-up, into frozen dataclasses, one per TOML section. Each
+value comes from the first of these that sets it:
+
+1. explicit command-line arguments (``--log-level``, ``--log-format``),
+2. environment variables ``COOLSTORAGE_<SECTION>_<KEY>`` (``COOLSTORAGE_SERVER_THREADS=32``;
+   for a backend, ``COOLSTORAGE_BACKENDS_<NAME>_<KEY>``),
+3. the TOML file (``coolstorage --config FILE``, else ``$COOLSTORAGE_CONFIG``, else
+   ``./coolstorage.toml`` when present),
+4. the defaults written here (and documented, option by option, in ``config.example.toml``).
+
+Anything wrong stops start-up with a :class:`~gateway.errors.ConfigError` whose message is one
+line naming the key and where the value came from; the CLI prints it and exits with status 2.
+
+Secrets (the catalog URL, which may carry a password, and the master key) are
+:class:`Secret` values whose ``str``/``repr`` is ``***``: a config dump or a log line cannot
+show them by accident. Each secret option ``X`` may instead be read from a file named by
+``X_file`` (a Kubernetes secret mounted as a file), and every secret value is registered with
+:mod:`gateway.logs`, whose formatters mask it wherever it would appear.
+
+Adding a section (``[identity]``, ``[ldap]``...) is local to this module: write a frozen
+dataclass whose fields have defaults (mark a required field with ``required()``), give it a
+``validate`` method if some values need more than a type check, and add one field to
+:class:`Config`. Environment overrides, unknown-key checks, ``config check`` and the dump
+then work for it with no further code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "COOLSTORAGE_"
+#: The environment variable naming the config file (not itself an option).
+CONFIG_ENV = "COOLSTORAGE_CONFIG"
+DEFAULT_CONFIG_FILE = "coolstorage.toml"
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+LISTENERS = ("s3", "webdav", "admin")
+
+#: Backend option names that hold secrets: hidden in dumps, masked in logs, and readable
+#: from a ``<name>_file`` option.
+_SECRET_OPTION = re.compile(r"(secret|password|passwd|token|credential|private)", re.I)
+
+
+class Secret:
+    """A string that never shows itself: ``str``, ``repr`` and formatting give ``***``.
+
+    Call :meth:`reveal` at the one place the value is really needed (opening the database,
+    loading the key). Two secrets compare equal when their values do.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value itself."""
+        return self._value
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "***"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+def required() -> Any:
+    """Declare a section field that has no default: start-up stops if nothing sets it."""
+    return field(default=None, metadata={"required": True})
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``[server]``: listeners, threads and where local state lives."""
+
+    s3_listen: str = "127.0.0.1:9000"
+    webdav_listen: str = "127.0.0.1:8080"
+    admin_listen: str = "127.0.0.1:8081"
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    threads: int = 16
+    request_queue_size: int = 128
+    shutdown_timeout: float = 30.0
+    data_dir: str = "./var"
+
+    def validate(self) -> None:
+        for name in LISTENERS:
+            parse_listen(getattr(self, f"{name}_listen"), f"server.{name}_listen")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            missing = "tls_key_file" if self.tls_cert_file else "tls_cert_file"
+            raise ConfigError(
+                f"server.{missing}: required value missing (TLS needs both "
+                "server.tls_cert_file and server.tls_key_file)"
+            )
+        _at_least("server.threads", self.threads, 1)
+        _at_least("server.request_queue_size", self.request_queue_size, 1)
+        _at_least("server.shutdown_timeout", self.shutdown_timeout, 0)
+        if not self.data_dir:
+            raise ConfigError("server.data_dir: must not be empty")
+
+    def listen(self, listener: str) -> tuple[str, int] | None:
+        """The ``(host, port)`` of ``listener`` (``s3``, ``webdav``, ``admin``); None if off."""
+        return parse_listen(getattr(self, f"{listener}_listen"), f"server.{listener}_listen")
+
+    @property
+    def tls(self) -> tuple[str, str] | None:
+        """``(certificate file, key file)`` when the listeners serve TLS."""
+        if self.tls_cert_file and self.tls_key_file:
+            return (self.tls_cert_file, self.tls_key_file)
+        return None
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """``[catalog]``: the SQL database holding all metadata."""
+
+    #: Default: ``sqlite:///<server.data_dir>/catalog.db``.
+    url: Secret = field(default_factory=lambda: Secret(""))
+    pool_size: int = 10
+    auto_upgrade: bool = True
+    cache_ttl: float = 30.0
+
+    def validate(self) -> None:
+        url = self.url.reveal()
+        if "://" not in url:
+            raise ConfigError(
+                "catalog.url: expected a database URL such as sqlite:///./var/catalog.db "
+                "or mysql+pymysql://user:password@host/db"
+            )
+        _at_least("catalog.pool_size", self.pool_size, 1)
+        _at_least("catalog.cache_ttl", self.cache_ttl, 0)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """``[storage]``: where new buckets go."""
+
+    default_backend: str = "local"
+    default_region: str = "local"
+
+
+@dataclass(frozen=True)
+class SealingConfig:
+    """``[sealing]``: how segments are compressed before encryption."""
+
+    block_size: int = 4 * 1024 * 1024
+    level: int = 3
+
+    def validate(self) -> None:
+        if not 64 * 1024 <= self.block_size <= 64 * 1024 * 1024:
+            raise ConfigError("sealing.block_size: must be between 65536 and 67108864 bytes")
+        if not 1 <= self.level <= 22:
+            raise ConfigError("sealing.level: must be a zstd level between 1 and 22")
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    """``[keys]``: the operator's master key, which wraps every org's identity."""
+
+    #: Default: ``<server.data_dir>/master.key``; created on first start when missing.
+    master_key_file: str = ""
+    master_key: Secret = field(default_factory=lambda: Secret(""))
+    previous_master_key_files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """``[engine]``: the background engine running inside ``coolstorage serve``."""
+
+    enabled: bool = True
+    sweep_interval: float = 300.0
+    orphan_age: float = 86400.0
+
+    def validate(self) -> None:
+        _at_least("engine.sweep_interval", self.sweep_interval, 1)
+        _at_least("engine.orphan_age", self.orphan_age, 0)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: level and line format of the log on stderr."""
+
+    level: str = "info"
+    format: str = "text"
+
+    def validate(self) -> None:
+        if self.level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"log.level: expected one of {', '.join(LOG_LEVELS)}")
+        if self.format not in LOG_FORMATS:
+            raise ConfigError(f"log.format: expected one of {', '.join(LOG_FORMATS)}")
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """One ``[backends.NAME]`` table: a plugin name and its options, passed through.
+
+    The options are checked by the plugin itself (``open_backend``); here only ``type`` is
+    required. ``options`` holds every key of the table, ``type`` included.
+    """
+
+    name: str
+    type: str
+    options: Mapping[str, Any]
+
+    def public_options(self) -> dict[str, Any]:
+        """The options with secret-looking values replaced by ``***`` (for dumps)."""
+        return {
+            key: ("***" if _SECRET_OPTION.search(key) and not key.endswith("_file") else value)
+            for key, value in self.options.items()
+        }
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole effective configuration. Build it with :func:`load_config`."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    backends: Mapping[str, BackendConfig] = field(default_factory=dict)
+    sealing: SealingConfig = field(default_factory=SealingConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    #: The TOML file read, if any (not an option).
+    source: str | None = field(default=None, compare=False)
+
+    #: Sections whose tables are free-form maps of named tables rather than fixed fields.
+    NAMED_TABLES: ClassVar[frozenset[str]] = frozenset({"backends"})
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the config (for the log formatters to mask)."""
+        found: list[str] = []
+        for name, cls in section_types().items():
+            section = getattr(self, name)
+            for f in dataclasses.fields(cls):
+                value = getattr(section, f.name)
+                if isinstance(value, Secret) and value:
+                    found.append(value.reveal())
+                    found.extend(_url_password(value.reveal()))
+        for backend in self.backends.values():
+            for key, value in backend.options.items():
+                if _SECRET_OPTION.search(key) and isinstance(value, str) and value:
+                    found.append(value)
+        return found
+
+
+def section_types() -> dict[str, type]:
+    """The fixed-field sections of :class:`Config`, by TOML table name."""
+    hints = typing.get_type_hints(Config)
+    return {
+        f.name: hints[f.name]
+        for f in dataclasses.fields(Config)
+        if f.name not in Config.NAMED_TABLES and dataclasses.is_dataclass(hints[f.name])
+    }
+
+
+# -- helpers used by the sections ----------------------------------------------------------
+
+
+def parse_listen(value: str, key: str = "listen") -> tuple[str, int] | None:
+    """Parse ``host:port`` (``[v6addr]:port`` for IPv6); an empty string means disabled."""
+    if value == "":
+        return None
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
+    if not match:
+        raise ConfigError(f'{key}: expected "host:port" or "" to disable, got {value!r}')
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if port > 65535:
+        raise ConfigError(f"{key}: port {port} is out of range")
+    return host, port
+
+
+def _at_least(key: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key}: must be at least {minimum:g}, got {value:g}")
+
+
+def _url_password(url: str) -> list[str]:
+    match = re.match(r"^[\w+.-]+://[^:/@]*:([^@/]+)@", url)
+    return [match.group(1)] if match else []
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Value:
+    """One raw value and where it came from (for error messages)."""
+
+    value: Any
+    origin: str
+    #: True for environment and command-line values: text to parse into the field's type.
+    text: bool = False
+
+
+_Layer = dict[str, dict[str, _Value]]
+
+
+def find_config_file(
+    path: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> tuple[Path | None, bool]:
+    """The config file to read and whether it was asked for explicitly (so must exist)."""
+    if path:
+        return Path(path), True
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]), True
+    default = Path(DEFAULT_CONFIG_FILE)
+    return (default, False) if default.is_file() else (None, False)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the effective :class:`Config`; ``ConfigError`` (one line) if anything is wrong.
+
+    ``env`` defaults to ``os.environ``; ``overrides`` are explicit values (from the command
+    line) by section and key, and win over everything else.
+    """
+    env = os.environ if env is None else env
+    file, _explicit = find_config_file(path, env)
+    toml_layer: _Layer = {}
+    backend_tables: dict[str, dict[str, _Value]] = {}
+    if file is not None:
+        toml_layer, backend_tables = _read_toml(file)
+
+    env_layer, env_backends = _read_env(env, set(backend_tables) or {"local"})
+    cli_layer: _Layer = {
+        section: {
+            key: _Value(value, "from the command line", text=isinstance(value, str))
+            for key, value in items.items()
+        }
+        for section, items in (overrides or {}).items()
+    }
+    for section in cli_layer:
+        if section not in section_types():
+            raise ConfigError(f"unknown config section [{section}] from the command line")
+
+    merged: _Layer = {}
+    for layer in (toml_layer, env_layer, cli_layer):
+        for section, items in layer.items():
+            merged.setdefault(section, {}).update(items)
+
+    sections: dict[str, Any] = {}
+    for name, cls in section_types().items():
+        sections[name] = _build_section(name, cls, merged.get(name, {}))
+
+    data_dir = sections["server"].data_dir.rstrip("/") or "/"
+    if not sections["catalog"].url:
+        sections["catalog"] = dataclasses.replace(
+            sections["catalog"], url=Secret(f"sqlite:///{data_dir}/catalog.db")
+        )
+    if not sections["keys"].master_key_file:
+        sections["keys"] = dataclasses.replace(
+            sections["keys"], master_key_file=os.path.join(data_dir, "master.key")
+        )
+
+    if not backend_tables:
+        backend_tables = {
+            "local": {
+                "type": _Value("localfs", "default"),
+                "root": _Value(os.path.join(data_dir, "blobs"), "default"),
+                "restore_delay": _Value(5, "default"),
+            }
+        }
+    for name, items in env_backends.items():
+        backend_tables.setdefault(name, {}).update(items)
+    backends = {name: _build_backend(name, table) for name, table in backend_tables.items()}
+
+    config = Config(**sections, backends=backends, source=str(file) if file else None)
+    for name in section_types():
+        validate = getattr(getattr(config, name), "validate", None)
+        if validate is not None:
+            validate()
+    if config.storage.default_backend not in backends:
+        raise ConfigError(
+            f"storage.default_backend: no backend named {config.storage.default_backend!r} "
+            f"is configured (add a [backends.{config.storage.default_backend}] table)"
+        )
+    return config
+
+
+def _read_toml(file: Path) -> tuple[_Layer, dict[str, dict[str, _Value]]]:
+    try:
+        with file.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"config file {file}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {file}: {error}") from None
+    origin = f"in {file}"
+    known = section_types()
+    layer: _Layer = {}
+    backends: dict[str, dict[str, _Value]] = {}
+    for section, table in data.items():
+        if section == "backends":
+            if not isinstance(table, dict):
+                raise ConfigError(f"backends: expected tables [backends.NAME] {origin}")
+            for name, options in table.items():
+                if not isinstance(options, dict):
+                    raise ConfigError(f"backends.{name}: expected a table {origin}")
+                backends[name] = {key: _Value(value, origin) for key, value in options.items()}
+            continue
+        if section not in known:
+            hint = _did_you_mean(section, [*known, *Config.NAMED_TABLES])
+            raise ConfigError(f"unknown config section [{section}] {origin}{hint}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: expected a table [{section}] {origin}")
+        layer[section] = {key: _Value(value, origin) for key, value in table.items()}
+    return layer, backends
+
+
+def _read_env(
+    env: Mapping[str, str], backend_names: set[str]
+) -> tuple[_Layer, dict[str, dict[str, _Value]]]:
+    """Environment overrides. Variables whose section part names no section are ignored
+    (other tools share the prefix); a known section with an unknown key is an error."""
+    known = section_types()
+    layer: _Layer = {}
+    backends: dict[str, dict[str, _Value]] = {}
+    env_names = {name.lower().replace("-", "_"): name for name in backend_names}
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        origin = f"from {var}"
+        if rest.startswith("backends_"):
+            tail = rest[len("backends_") :]
+            for env_name in sorted(env_names, key=len, reverse=True):
+                if tail.startswith(env_name + "_"):
+                    key = tail[len(env_name) + 1 :]
+                    backends.setdefault(env_names[env_name], {})[key] = _Value(
+                        _env_scalar(env[var]), origin
+                    )
+                    break
+            else:
+                if tail.endswith("_type"):
+                    # A backend defined only through the environment.
+                    backends.setdefault(tail[: -len("_type")], {})["type"] = _Value(
+                        env[var], origin
+                    )
+                else:
+                    raise ConfigError(
+                        f"{var}: no configured backend matches; define it with "
+                        "[backends.NAME] or COOLSTORAGE_BACKENDS_<NAME>_TYPE"
+                    )
+            continue
+        for section in known:
+            if rest.startswith(section + "_"):
+                key = rest[len(section) + 1 :]
+                layer.setdefault(section, {})[key] = _Value(env[var], origin, text=True)
+                break
+    return layer, backends
+
+
+def _env_scalar(text: str) -> Any:
+    """A backend option from the environment: a TOML value if it parses as one (5, true,
+    [..]), else the text itself."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build_section(name: str, cls: type, raw: dict[str, _Value]) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    raw = dict(raw)
+    # A secret X may come from the file named by X_file (unless X_file is a field itself).
+    for field_name, hint in hints.items():
+        companion = f"{field_name}_file"
+        if hint is Secret and companion not in fields and companion in raw:
+            item = raw.pop(companion)
+            key = f"{name}.{companion}"
+            path = _expect(key, item, str)
+            raw[field_name] = _Value(_read_secret_file(key, path, item.origin), item.origin)
+    values: dict[str, Any] = {}
+    for key, item in raw.items():
+        if key not in fields:
+            hint = _did_you_mean(key, list(fields), prefix=f"{name}.")
+            raise ConfigError(f"unknown config key {name}.{key} {item.origin}{hint}")
+        values[key] = _coerce(f"{name}.{key}", item, hints[key])
+    for key, f in fields.items():
+        if f.metadata.get("required") and values.get(key) is None:
+            raise ConfigError(f"{name}.{key}: required value missing")
+    return cls(**values)
+
+
+def _build_backend(name: str, table: dict[str, _Value]) -> BackendConfig:
+    options: dict[str, Any] = {}
+    for key, item in table.items():
+        if key.endswith("_file") and _SECRET_OPTION.search(key[: -len("_file")]):
+            path = _expect(f"backends.{name}.{key}", item, str)
+            options[key[: -len("_file")]] = _read_secret_file(
+                f"backends.{name}.{key}", path, item.origin
+            )
+        else:
+            options[key] = item.value
+    if "type" not in options:
+        raise ConfigError(f"backends.{name}.type: required value missing (the plugin name)")
+    if not isinstance(options["type"], str) or not options["type"]:
+        raise ConfigError(f"backends.{name}.type: expected a plugin name such as \"localfs\"")
+    return BackendConfig(name=name, type=options["type"], options=types.MappingProxyType(options))
+
+
+def _read_secret_file(key: str, path: str, origin: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as error:
+        raise ConfigError(f"{key}: cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: {path} is not UTF-8 text") from None
+
+
+_TYPE_NAMES: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    Secret: "a string",
+    list[str]: "a list of strings",
+}
+
+
+def _coerce(key: str, item: _Value, hint: Any) -> Any:
+    if hint is Secret:
+        return Secret(_expect(key, item, str, secret=True))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if item.value is None:
+            return None
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(key, item, args[0])
+    return _expect(key, item, hint)
+
+
+def _expect(key: str, item: _Value, kind: Any, *, secret: bool = False) -> Any:
+    value = item.value
+    if item.text and isinstance(value, str):
+        try:
+            return _from_text(value, kind)
+        except ValueError:
+            pass
+    else:
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind in (str, bool) and isinstance(value, kind):
+            return value
+        if kind == list[str] and isinstance(value, list) and all(
+            isinstance(v, str) for v in value
+        ):
+            return list(value)
+    shown = "(hidden)" if secret else json.dumps(value, default=str)
+    raise ConfigError(f"{key}: expected {_TYPE_NAMES.get(kind, kind)}, got {shown} {item.origin}")
+
+
+def _from_text(text: str, kind: Any) -> Any:
+    if kind is str:
+        return text
+    if kind is int:
+        return int(text)
+    if kind is float:
+        return float(text)
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(text)
+    if kind == list[str]:
+        if text.strip().startswith("["):
+            try:
+                value = tomllib.loads(f"v = {text}")["v"]
+            except tomllib.TOMLDecodeError as error:
+                raise ValueError(text) from error
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return value
+            raise ValueError(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    raise ValueError(text)
+
+
+def _did_you_mean(word: str, choices: list[str], *, prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+# -- dumping -------------------------------------------------------------------------------
+
+
+def dump_config(config: Config) -> str:
+    """The effective config as TOML, secrets shown as ``***``: what ``config check`` prints."""
+    lines: list[str] = []
+    if config.source:
+        lines.append(f"# effective configuration (file: {config.source})")
+    else:
+        lines.append("# effective configuration (no config file: defaults and environment)")
+    for name in (f.name for f in dataclasses.fields(Config)):
+        if name == "source":
+            continue
+        if name == "backends":
+            for backend in config.backends.values():
+                lines.append("")
+                lines.append(f"[backends.{_toml_key(backend.name)}]")
+                for key, value in backend.public_options().items():
+                    lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+            continue
+        section = getattr(config, name)
+        lines.append("")
+        lines.append(f"[{name}]")
+        for f in dataclasses.fields(section):
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, Secret):
+        return '"***"' if value else '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(str(value))
