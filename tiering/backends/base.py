@@ -17,6 +17,19 @@ Rules every implementation keeps:
   ``BackendError`` with ``retryable`` set for throttling and network failures). Nothing from
   boto3 or ``OSError`` escapes a backend.
 - Methods are called from many request threads at once and must be thread-safe.
+- Keys are ``/``-separated strings of at most 1024 UTF-8 bytes. Backends refuse (with
+  ``InvalidName``) keys with an empty, ``.`` or ``..`` segment, a leading ``/`` or a NUL,
+  whatever their own storage could hold, so a blob can move between backends.
+
+Retries. Each method's docstring says whether it is idempotent. A ``BackendError`` with
+``retryable`` set means the call may be repeated as it is: the backend has already retried
+transient failures internally (botocore's retry handler for ``s3``), so a caller sees one only
+after those attempts ran out. Idempotent methods (``get``, ``head``, ``delete``, ``copy``,
+``set_storage_class``, ``request_restore``, ``restore_status``, ``list``) may be repeated
+freely. ``put`` consumes its stream: a caller can only repeat it with a fresh stream, and a
+put that failed midway left no blob, so repeating it is safe when the caller can replay the
+bytes. Exceptions raised by the caller's own ``stream`` pass through a backend unchanged (so
+a client that went away is not reported as a storage failure).
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, cast
 
 STANDARD = "STANDARD"
 DEEP_ARCHIVE = "DEEP_ARCHIVE"
@@ -114,6 +127,11 @@ class Backend(ABC):
 
         ``size`` is a hint (the exact length when known). The stream is read in pieces and
         never rewound by the caller; a backend that needs to retry buffers what it sent.
+
+        Replaces an existing blob atomically (readers see the old or the new bytes, never a
+        mix). Not idempotent in the strict sense, as the stream is consumed, but repeating
+        it with the same bytes gives the same result. The returned ``BlobInfo`` has the
+        stored size and class.
         """
 
     @abstractmethod
@@ -123,71 +141,138 @@ class Backend(ABC):
         Raises ``BlobNotFound``, or ``ObjectArchived`` for a cold blob with no readable
         restored copy. Errors are raised on the first ``next()`` at the latest; a caller
         that stops iterating early must call ``close()`` on the generator (or let it go).
+
+        Range rules, the same in every backend: ``end`` past the blob's end is clipped to
+        it; ``start`` equal to the size (or ``start == end``) yields nothing, after checking
+        the blob exists and is readable; ``start`` past the size, a negative ``start`` or
+        ``end < start`` raise ``InvalidRange``. The shipped backends open the blob before
+        returning, so these errors come from the call itself, before a front end has sent
+        a status line; their iterators have ``close()`` and yield pieces of at most 1 MiB.
+        A read that fails midway raises ``BackendError(retryable=True)``: repeat the ``get``
+        from the offset reached. Idempotent.
         """
 
     @abstractmethod
     def head(self, key: str) -> BlobInfo:
-        """Size, storage class and restore state of ``key``; ``BlobNotFound`` if absent."""
+        """Size, storage class and restore state of ``key``; ``BlobNotFound`` if absent.
+
+        ``restore`` is None for a blob in a hot class and a ``RestoreStatus`` for a cold
+        one. Reads only; idempotent.
+        """
 
     @abstractmethod
     def delete(self, key: str) -> None:
-        """Remove ``key``; a missing key is not an error."""
+        """Remove ``key``; a missing key is not an error.
+
+        Idempotent, so a sweep or a caller retrying after a timeout (which may have hidden a
+        delete that succeeded) can repeat it. Archived blobs are deleted too: the 180-day
+        minimum is the gateway's business, not the backend's.
+        """
 
     def copy(self, src_key: str, dst_key: str, *, storage_class: str | None = None) -> BlobInfo:
         """Copy a blob inside this backend, optionally into another storage class.
 
         The default streams it through ``get`` and ``put``; backends with
         ``SERVER_SIDE_COPY`` do it without moving the bytes through the gateway.
+
+        ``storage_class`` None keeps the source's class; the restore state is not copied.
+        The source must be readable (a cold source needs a restored copy, else
+        ``ObjectArchived``). Idempotent: the destination is replaced atomically, as by
+        ``put``.
         """
         info = self.head(src_key)
         reader = _IteratorReader(self.get(src_key))
-        return self.put(
-            dst_key, reader, size=info.size, storage_class=storage_class or info.storage_class
-        )
+        try:
+            return self.put(
+                dst_key,
+                cast(BinaryIO, reader),
+                size=info.size,
+                storage_class=storage_class or info.storage_class,
+            )
+        finally:
+            reader.close()
 
     def set_storage_class(self, key: str, storage_class: str) -> BlobInfo:
-        """Move ``key`` to ``storage_class`` in place (a copy onto itself on S3)."""
+        """Move ``key`` to ``storage_class`` in place (a copy onto itself on S3).
+
+        Moving into the class it is already in changes nothing. Moving a cold blob to a hot
+        class needs a readable restored copy (else ``ObjectArchived``), as on S3; moving
+        into a cold class drops any restored copy. Idempotent.
+        """
         raise NotImplementedError(f"{self.plugin} has no storage classes")
 
     def request_restore(self, key: str, *, days: int, tier: str = "Standard") -> RestoreStatus:
         """Ask for a temporary readable copy of a cold blob for ``days`` days.
 
         Idempotent: asking again while a restore runs, or after it finished, returns the
-        current status (and on S3 may extend the expiry).
+        current status (and on S3 may extend the expiry). A blob in a hot class needs no
+        restore: ``InvalidArgument``. ``tier`` is one of :data:`RESTORE_TIERS`.
         """
         raise NotImplementedError(f"{self.plugin} has no restores")
 
     def restore_status(self, key: str) -> RestoreStatus:
-        """The restore state of ``key`` (``head(key).restore``)."""
+        """The restore state of ``key`` (``head(key).restore``); reads only, idempotent."""
         info = self.head(key)
         return info.restore or RestoreStatus(requested=False)
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
-        """Every blob whose key starts with ``prefix``, in key order (for sweeps)."""
+        """Every blob whose key starts with ``prefix``, in key order (for sweeps).
+
+        Key order is S3's: by the keys' UTF-8 bytes, which is Python's ``str`` order. The
+        listing is lazy (pages are fetched as the caller iterates) and not a snapshot:
+        blobs written or deleted meanwhile may or may not appear. Idempotent.
+        """
         raise NotImplementedError(f"{self.plugin} cannot list")
 
     def close(self) -> None:
-        """Release connections and threads; the instance is not used afterwards."""
+        """Release connections and threads; the instance is not used afterwards.
+
+        Idempotent.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
 class _IteratorReader:
-    """A minimal read-only file object over an iterator of byte chunks."""
+    """A minimal read-only file object over an iterator of byte chunks.
+
+    ``read(n)`` returns at most ``n`` bytes and holds at most one chunk beyond them, so a
+    ``put`` that reads it in parts keeps its memory bound. ``close()`` closes the iterator
+    (releasing the file or connection behind a ``get``).
+    """
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buffer = b""
+        self._offset = 0
 
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                break
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            pieces = [self._buffer[self._offset :]]
+            pieces.extend(self._chunks)
+            self._buffer, self._offset = b"", 0
+            return b"".join(pieces)
+        pieces = []
+        need = size
+        while need > 0:
+            if self._offset >= len(self._buffer):
+                try:
+                    self._buffer, self._offset = next(self._chunks), 0
+                except StopIteration:
+                    break
+                continue
+            piece = self._buffer[self._offset : self._offset + need]
+            self._offset += len(piece)
+            need -= len(piece)
+            pieces.append(piece)
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
