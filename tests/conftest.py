@@ -4,4 +4,6 @@ pytest_plugins = [
     "tests.fixtures.mariadb",
     "tests.fixtures.moto",
     "tests.fixtures.servers",
+    "tests.fixtures.slapd",
+    "tests.fixtures.tls",
 ]
