@@ -221,7 +221,7 @@ class LogConfig:
             raise ConfigError(f"log.format: expected one of {', '.join(LOG_FORMATS)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BackendConfig:
     """One ``[backends.NAME]`` table: a plugin name and its options, passed through.
 
@@ -232,6 +232,9 @@ class BackendConfig:
     name: str
     type: str
     options: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return f"BackendConfig(name={self.name!r}, type={self.type!r}, options={self.public_options()!r})"
 
     def public_options(self) -> dict[str, Any]:
         """The options with secret-looking values replaced by ``***`` (for dumps)."""
@@ -456,6 +459,11 @@ def _read_env(
     layer: _Layer = {}
     backends: dict[str, dict[str, _Value]] = {}
     env_names = {name.lower().replace("-", "_"): name for name in backend_names}
+    for var in env:
+        # COOLSTORAGE_BACKENDS_<NAME>_TYPE defines a backend the file does not name.
+        rest = var[len(ENV_PREFIX) :].lower() if var.startswith(ENV_PREFIX) else ""
+        if rest.startswith("backends_") and rest.endswith("_type"):
+            env_names.setdefault(rest[len("backends_") : -len("_type")], rest[len("backends_") : -len("_type")])
     for var in sorted(env):
         if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
             continue
@@ -471,16 +479,10 @@ def _read_env(
                     )
                     break
             else:
-                if tail.endswith("_type"):
-                    # A backend defined only through the environment.
-                    backends.setdefault(tail[: -len("_type")], {})["type"] = _Value(
-                        env[var], origin
-                    )
-                else:
-                    raise ConfigError(
-                        f"{var}: no configured backend matches; define it with "
-                        "[backends.NAME] or COOLSTORAGE_BACKENDS_<NAME>_TYPE"
-                    )
+                raise ConfigError(
+                    f"{var}: no configured backend matches; define it with "
+                    "[backends.NAME] or COOLSTORAGE_BACKENDS_<NAME>_TYPE"
+                )
             continue
         for section in known:
             if rest.startswith(section + "_"):
