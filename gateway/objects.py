@@ -1,0 +1,888 @@
+"""The ObjectService: the one API every front end uses to reach data.
+
+A front end authenticates a request into a :class:`~gateway.principals.Principal` and calls
+these methods; it never touches the catalog, a backend or the sealing code itself.
+
+Writes follow one order, so nothing half-written is ever listed or readable:
+
+1. check access and (with a declared size) the quota, before reading the body;
+2. record an intent row for the new blob (so a crash leaves an orphan the sweep may remove);
+3. stream the body through the sealer into the backend, never holding it whole;
+4. commit the catalog row last, in one transaction with the usage event, the removal of the
+   intent, and garbage intents for blobs the write made unreferenced;
+5. delete those garbage blobs (best effort: the sweep finishes what a crash interrupts).
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO, Protocol
+
+from catalog.api import Catalog
+from catalog.records import (
+    Bucket,
+    Intent,
+    ListPage,
+    NewObject,
+    NewSegment,
+    ObjectRecord,
+    Org,
+    Segment,
+    UsageEvent,
+)
+from gateway import sealing
+from gateway.errors import (
+    AccessDenied,
+    AlreadyExists,
+    BucketNotFound,
+    ConfigError,
+    InvalidArgument,
+    InvalidName,
+    InvalidRange,
+    ObjectArchived,
+    ObjectNotFound,
+    QuotaExceeded,
+    VaultSealed,
+)
+from gateway.principals import Action, Principal, authorize
+from gateway.usage import UsageMeter
+from tiering.backends.base import COLD_CLASSES, DEEP_ARCHIVE, STANDARD, Backend
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_BYTES = 1024
+BLOB_PREFIX = "blobs/"
+IDENTITY_PREFIX = "keys/"
+
+
+class Keyring(Protocol):
+    """What the service needs of the master keyring (gateway.sealing.MasterKeyring)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def wrap(self, data: bytes) -> bytes: ...
+
+    def unwrap(self, blob: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class RangeSpec:
+    """A byte range as a client asks for it.
+
+    ``start``/``end`` inclusive as in HTTP; ``start`` None means a suffix of ``end`` bytes
+    (``bytes=-N``); ``end`` None means to the end (``bytes=N-``).
+    """
+
+    start: int | None
+    end: int | None
+
+    def resolve(self, size: int) -> tuple[int, int]:
+        """The half-open ``[first, stop)`` this range covers in an object of ``size`` bytes.
+
+        Raises ``InvalidRange`` when it covers nothing, as S3 answers 416.
+        """
+        if self.start is None:
+            if self.end is None or self.end <= 0:
+                raise InvalidRange(self._text(), size)
+            return max(0, size - self.end), size
+        if self.start >= size or (self.end is not None and self.end < self.start):
+            raise InvalidRange(self._text(), size)
+        stop = size if self.end is None else min(self.end + 1, size)
+        return self.start, stop
+
+    def _text(self) -> str:
+        return f"bytes={'' if self.start is None else self.start}-{'' if self.end is None else self.end}"
+
+
+class ObjectState:
+    """The states of DESIGN.md's table, as clients see them."""
+
+    STAGED = "staged"
+    ARCHIVED = "archived"
+    RESTORING = "restoring"
+    RESTORED = "restored"
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """An object as a front end shows it: the record and its client-visible state."""
+
+    record: ObjectRecord
+    state: str
+    #: DEEP_ARCHIVE once archived (or asked for at PUT), else the class asked for.
+    storage_class: str
+    restore_expiry: datetime | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.state in (ObjectState.STAGED, ObjectState.RESTORED)
+
+
+@dataclass
+class ObjectRead:
+    """An open read: what is being served and the plaintext bytes ``[start, stop)``."""
+
+    view: ObjectView
+    start: int
+    stop: int
+    body: Iterator[bytes]
+
+    @property
+    def length(self) -> int:
+        return self.stop - self.start
+
+
+def validate_key(key: str) -> None:
+    """Object keys are non-empty UTF-8 of at most 1,024 bytes, as in S3."""
+    if not key:
+        raise InvalidName("an object key cannot be empty")
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidName("an object key must be valid UTF-8") from exc
+    if len(encoded) > MAX_KEY_BYTES:
+        raise InvalidName(f"an object key is at most {MAX_KEY_BYTES} bytes of UTF-8")
+
+
+def validate_bucket_name(name: str) -> None:
+    """S3's bucket naming rules: 3-63 of lowercase letters, digits, '-' and '.'."""
+    ok = (
+        3 <= len(name) <= 63
+        and all(c.islower() or c.isdigit() or c in "-." for c in name)
+        and name.isascii()
+        and name[0].isalnum()
+        and name[-1].isalnum()
+        and ".." not in name
+        and not all(part.isdigit() for part in name.split("."))
+    )
+    if not ok:
+        raise InvalidName(
+            f"{name!r}: a bucket name has 3 to 63 lowercase letters, digits, hyphens and dots,"
+            " and starts and ends with a letter or digit"
+        )
+
+
+class _CountingReader:
+    """Counts what the sealer pulls, so a short body is noticed."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.count += len(data)
+        return data
+
+
+class ObjectService:
+    """Buckets and objects of every org, for every front end."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        backends: Mapping[str, Backend],
+        keyring: Keyring,
+        *,
+        default_backend: str,
+        default_region: str,
+        block_size: int = 4 << 20,
+        level: int = 3,
+        usage: UsageMeter | None = None,
+    ) -> None:
+        if default_backend not in backends:
+            raise ConfigError(f"storage.default_backend: no backend named {default_backend!r}")
+        self.catalog = catalog
+        self.backends = dict(backends)
+        self.keyring = keyring
+        self.default_backend = default_backend
+        self.default_region = default_region
+        self.block_size = block_size
+        self.level = level
+        self.usage = usage or UsageMeter()
+        self._identities: dict[int, str] = {}
+        self._identities_lock = threading.Lock()
+
+    # -- orgs and keys -------------------------------------------------------------------
+    def ensure_org(self, name: str) -> Org:
+        """The org called ``name``, created with a fresh X25519 identity if it is new.
+
+        The identity is stored wrapped by the master key in the catalog and, for recovery
+        without the catalog, as a blob in each backend.
+        """
+        org = self.catalog.get_org(name)
+        if org is not None:
+            return org
+        identity, recipient = sealing.generate_identity()
+        wrapped = self.keyring.wrap(identity.encode())
+        try:
+            org = self.catalog.create_org(
+                name,
+                recipient=recipient,
+                identity_wrapped=wrapped,
+                identity_key_id=self.keyring.key_id,
+            )
+        except AlreadyExists:
+            existing = self.catalog.get_org(name)
+            assert existing is not None
+            return existing
+        self.store_identity_blobs(org)
+        return org
+
+    def store_identity_blobs(self, org: Org) -> None:
+        """Write the org's wrapped identity to every backend (idempotent)."""
+        for backend in self.backends.values():
+            data = org.identity_wrapped
+            backend.put(identity_blob_key(org), io.BytesIO(data), size=len(data))
+
+    def org_identity(self, org: Org) -> str:
+        """The org's identity (``AGE-SECRET-KEY-1...``), unwrapped once and kept in memory."""
+        with self._identities_lock:
+            identity = self._identities.get(org.id)
+        if identity is None:
+            identity = self.keyring.unwrap(org.identity_wrapped).decode()
+            with self._identities_lock:
+                self._identities[org.id] = identity
+        return identity
+
+    def forget_identities(self) -> None:
+        """Drop unwrapped identities from memory (after a master key rotation)."""
+        with self._identities_lock:
+            self._identities.clear()
+
+    def _org(self, principal: Principal, org_name: str, action: Action, bucket: str | None) -> Org:
+        org = self.catalog.get_org(org_name) if principal.role_in(org_name) else None
+        authorize(principal, action, org, bucket)
+        assert org is not None
+        return org
+
+    # -- buckets -------------------------------------------------------------------------
+    def list_orgs(self, principal: Principal) -> list[str]:
+        """The orgs the principal may see."""
+        return principal.orgs()
+
+    def list_buckets(self, principal: Principal, org_name: str) -> list[Bucket]:
+        org = self._org(principal, org_name, Action.READ, None)
+        return self.catalog.list_buckets(org.id)
+
+    def create_bucket(
+        self,
+        principal: Principal,
+        org_name: str,
+        name: str,
+        *,
+        region: str | None = None,
+        vault_recipient: str | None = None,
+    ) -> Bucket:
+        """Create a bucket; ``AlreadyExists`` if the org has one of that name."""
+        validate_bucket_name(name)
+        org = self._org(principal, org_name, Action.WRITE, name)
+        if vault_recipient is not None:
+            sealing.validate_recipient(vault_recipient)
+        bucket = self.catalog.create_bucket(
+            org.id,
+            name,
+            region=region or self.default_region,
+            backend=self.default_backend,
+            vault_recipient=vault_recipient,
+        )
+        self.catalog.audit(principal.name, "bucket.create", org_id=org.id, bucket=name)
+        return bucket
+
+    def head_bucket(self, principal: Principal, org_name: str, name: str) -> Bucket:
+        org = self._org(principal, org_name, Action.READ, name)
+        return self._bucket(org, name)
+
+    def delete_bucket(self, principal: Principal, org_name: str, name: str) -> None:
+        """Delete an empty bucket; ``BucketNotEmpty`` otherwise."""
+        org = self._org(principal, org_name, Action.DELETE, name)
+        bucket = self._bucket(org, name)
+        self.catalog.delete_bucket(bucket.id)
+        self.catalog.audit(principal.name, "bucket.delete", org_id=org.id, bucket=name)
+
+    def _bucket(self, org: Org, name: str) -> Bucket:
+        bucket = self.catalog.get_bucket(org.id, name)
+        if bucket is None:
+            raise BucketNotFound(name)
+        return bucket
+
+    def _backend(self, name: str) -> Backend:
+        try:
+            return self.backends[name]
+        except KeyError:
+            raise ConfigError(f"no backend named {name!r} is configured") from None
+
+    # -- writes --------------------------------------------------------------------------
+    def put_object(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        key: str,
+        stream: BinaryIO,
+        *,
+        size: int | None = None,
+        content_type: str = "application/octet-stream",
+        user_metadata: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        storage_class: str = STANDARD,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        sse_customer_key: bytes | None = None,
+        modified_at: datetime | None = None,
+    ) -> ObjectRecord:
+        """Seal ``stream`` into a new blob and make it the object at ``key``.
+
+        ``size``, when given, is the exact body length: the quota is checked before reading
+        and a shorter or longer body is refused. The object becomes visible only once whole.
+        """
+        validate_key(key)
+        org = self._org(principal, org_name, Action.WRITE, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        if storage_class != STANDARD:
+            authorize(principal, Action.ARCHIVE, org, bucket_name)
+        if size is not None and org.quota_bytes is not None:
+            if org.stored_bytes + size > org.quota_bytes:
+                raise QuotaExceeded(org.name)
+        recipients, sse_recipient = self._write_recipients(org, bucket, sse_customer_key)
+        now = modified_at or datetime.now(UTC)
+        pending = self._seal_to_blob(
+            org,
+            bucket,
+            stream,
+            sealing.SegmentMetadata(
+                org=org.name,
+                bucket=bucket.name,
+                key=key,
+                content_type=content_type,
+                mtime=now.timestamp(),
+            ),
+            recipients,
+            expected_size=size,
+        )
+        new = NewObject(
+            bucket_id=bucket.id,
+            key=key,
+            size=pending.segment.plain_size,
+            etag=f'"{pending.segment.md5}"',
+            sha256=pending.segment.sha256,
+            content_type=content_type,
+            user_metadata=dict(user_metadata or {}),
+            headers=dict(headers or {}),
+            storage_class=storage_class,
+            segments=(pending.segment,),
+            modified_at=now,
+            sse_recipient=sse_recipient,
+        )
+        return self._commit(
+            principal, org, new, [pending], if_match=if_match, if_none_match=if_none_match
+        )
+
+    def _write_recipients(
+        self, org: Org, bucket: Bucket, sse_customer_key: bytes | None
+    ) -> tuple[list[str], str | None]:
+        if sse_customer_key is not None:
+            recipient = sealing.recipient_of(sealing.sse_c_identity(sse_customer_key))
+            return [recipient], recipient
+        if bucket.vault_recipient is not None:
+            return [bucket.vault_recipient], None
+        return [org.recipient], None
+
+    def _seal_to_blob(
+        self,
+        org: Org,
+        bucket: Bucket,
+        stream: BinaryIO,
+        metadata: sealing.SegmentMetadata,
+        recipients: list[str],
+        *,
+        expected_size: int | None,
+        part_number: int = 1,
+    ) -> _PendingSegment:
+        backend = self._backend(bucket.backend)
+        blob_key = f"{BLOB_PREFIX}{org.id}/{bucket.id}/{uuid.uuid4().hex}"
+        intent = self.catalog.add_intent(backend.name, blob_key)
+        counted = _CountingReader(stream)
+        reader = sealing.SealingReader(
+            counted, metadata, recipients, block_size=self.block_size, level=self.level
+        )
+        try:
+            info = backend.put(blob_key, reader, storage_class=STANDARD)
+            result = reader.result
+            if expected_size is not None and result.plain_size != expected_size:
+                raise InvalidArgument(
+                    f"the body had {result.plain_size} bytes but {expected_size} were declared"
+                )
+        except BaseException:
+            self._discard_blob(backend, blob_key, intent)
+            raise
+        return _PendingSegment(
+            intent=intent,
+            segment=NewSegment(
+                part_number=part_number,
+                backend=backend.name,
+                blob_key=blob_key,
+                blob_size=info.size,
+                storage_class=info.storage_class,
+                blob_offset=0,
+                sealed_size=result.sealed_size,
+                plain_size=result.plain_size,
+                md5=result.md5,
+                sha256=result.sha256,
+                age_header=result.age_header,
+                payload_offset=result.payload_offset,
+                seek_table=result.seek_table,
+                header_mac=result.header_mac,
+                recipient=",".join(result.recipients),
+            ),
+        )
+
+    def _discard_blob(self, backend: Backend, blob_key: str, intent: Intent) -> None:
+        """Remove a blob nothing references; leave the intent for the sweep if that fails."""
+        try:
+            backend.delete(blob_key)
+        except Exception:
+            log.warning("could not delete unreferenced blob %s; the sweep will", blob_key)
+            return
+        self.catalog.remove_intent(intent.id)
+
+    def _commit(
+        self,
+        principal: Principal,
+        org: Org,
+        new: NewObject,
+        pending: list[_PendingSegment],
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        action: str = "put",
+    ) -> ObjectRecord:
+        try:
+            result = self.catalog.commit_object(
+                new,
+                intent_ids=[p.intent.id for p in pending],
+                usage=UsageEvent(
+                    org_id=org.id,
+                    action=action,
+                    user_id=principal.user_id,
+                    bucket_id=new.bucket_id,
+                    bytes=new.size,
+                ),
+                if_match=if_match,
+                if_none_match=if_none_match,
+                quota_org_id=org.id,
+            )
+        except BaseException:
+            for p in pending:
+                self._discard_blob(self._backend(p.segment.backend), p.segment.blob_key, p.intent)
+            raise
+        self._collect(result.garbage)
+        return result.object
+
+    def _collect(self, garbage: list[Intent]) -> None:
+        """Delete blobs the catalog says nothing references any more."""
+        for intent in garbage:
+            backend = self.backends.get(intent.backend)
+            if backend is None or not self.catalog.forget_blob(intent.backend, intent.blob_key):
+                continue
+            self._discard_blob(backend, intent.blob_key, intent)
+
+    def delete_object(self, principal: Principal, org_name: str, bucket_name: str, key: str) -> bool:
+        """Delete ``key``; True if there was an object. Deleting nothing is not an error."""
+        validate_key(key)
+        org = self._org(principal, org_name, Action.DELETE, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        removed, garbage = self.catalog.delete_object(
+            bucket.id,
+            key,
+            usage=UsageEvent(
+                org_id=org.id, action="delete", user_id=principal.user_id, bucket_id=bucket.id
+            ),
+        )
+        self._collect(garbage)
+        return removed is not None
+
+    def copy_object(
+        self,
+        principal: Principal,
+        org_name: str,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        *,
+        dst_org_name: str | None = None,
+        replace_metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        storage_class: str | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        sse_customer_key: bytes | None = None,
+    ) -> ObjectRecord:
+        """Copy an object. Within one org the new object shares the sealed blobs (no bytes
+        move); across orgs the plaintext is re-sealed to the target org's key.
+
+        ``replace_metadata`` None keeps the source's metadata (S3's COPY directive).
+        """
+        validate_key(src_key)
+        validate_key(dst_key)
+        src_org = self._org(principal, org_name, Action.READ, src_bucket)
+        dst_org = (
+            src_org
+            if dst_org_name in (None, org_name)
+            else self._org(principal, dst_org_name or org_name, Action.WRITE, dst_bucket)
+        )
+        authorize(principal, Action.WRITE, dst_org, dst_bucket)
+        if storage_class not in (None, STANDARD):
+            authorize(principal, Action.ARCHIVE, dst_org, dst_bucket)
+        source_bucket = self._bucket(src_org, src_bucket)
+        target_bucket = self._bucket(dst_org, dst_bucket)
+        source = self._record(source_bucket, src_key)
+        metadata = dict(source.user_metadata if replace_metadata is None else replace_metadata)
+        new_type = content_type or source.content_type
+        new_class = storage_class or source.storage_class
+        same_sealing = (
+            src_org.id == dst_org.id
+            and source_bucket.vault_recipient == target_bucket.vault_recipient
+            and source.sse_recipient is None
+            and sse_customer_key is None
+            and source_bucket.backend == target_bucket.backend
+        )
+        if same_sealing:
+            new = NewObject(
+                bucket_id=target_bucket.id,
+                key=dst_key,
+                size=source.size,
+                etag=source.etag,
+                sha256=source.sha256,
+                content_type=new_type,
+                user_metadata=metadata,
+                headers=dict(source.headers),
+                storage_class=new_class,
+                segments=tuple(_reuse(s) for s in source.segments),
+                modified_at=datetime.now(UTC),
+            )
+            return self._commit(
+                principal, dst_org, new, [], if_match=if_match, if_none_match=if_none_match,
+                action="copy",
+            )
+        opened = self.get_object(principal, org_name, src_bucket, src_key)
+        return self.put_object(
+            principal,
+            dst_org.name,
+            dst_bucket,
+            dst_key,
+            _IteratorStream(opened.body),
+            size=source.size,
+            content_type=new_type,
+            user_metadata=metadata,
+            headers=source.headers,
+            storage_class=new_class,
+            if_match=if_match,
+            if_none_match=if_none_match,
+            sse_customer_key=sse_customer_key,
+        )
+
+    def move_object(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        key: str,
+        dst_bucket: str,
+        dst_key: str,
+        *,
+        overwrite: bool = True,
+    ) -> ObjectRecord:
+        """Rename an object within one org (WebDAV MOVE); the sealed blobs stay as they are."""
+        validate_key(key)
+        validate_key(dst_key)
+        org = self._org(principal, org_name, Action.DELETE, bucket_name)
+        authorize(principal, Action.WRITE, org, dst_bucket)
+        source = self._bucket(org, bucket_name)
+        target = self._bucket(org, dst_bucket)
+        if source.backend != target.backend:
+            record = self.copy_object(
+                principal, org_name, bucket_name, key, dst_bucket, dst_key,
+                if_none_match=not overwrite,
+            )
+            self.delete_object(principal, org_name, bucket_name, key)
+            return record
+        moved, garbage = self.catalog.rename_object(
+            source.id,
+            key,
+            target.id,
+            dst_key,
+            overwrite=overwrite,
+            usage=UsageEvent(
+                org_id=org.id, action="move", user_id=principal.user_id, bucket_id=target.id
+            ),
+        )
+        self._collect(garbage)
+        return moved
+
+    def move_prefix(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        prefix: str,
+        dst_bucket: str,
+        dst_prefix: str,
+        *,
+        overwrite: bool = True,
+    ) -> int:
+        """Rename every object under ``prefix`` (a WebDAV folder move); returns the count.
+
+        Objects move one by one, each atomically; a failure part-way leaves the rest where
+        they were, never lost.
+        """
+        if not prefix:
+            raise InvalidArgument("a folder move needs a non-empty prefix")
+        moved = 0
+        while True:
+            page = self.list_objects(principal, org_name, bucket_name, prefix=prefix, max_keys=500)
+            if not page.objects:
+                return moved
+            for record in page.objects:
+                self.move_object(
+                    principal,
+                    org_name,
+                    bucket_name,
+                    record.key,
+                    dst_bucket,
+                    dst_prefix + record.key[len(prefix) :],
+                    overwrite=overwrite,
+                )
+                moved += 1
+            if bucket_name == dst_bucket and dst_prefix.startswith(prefix):
+                # Moving into a sub-folder of itself: the moved keys are under prefix again.
+                raise InvalidArgument("cannot move a folder into itself")
+
+    # -- reads ---------------------------------------------------------------------------
+    def list_objects(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        *,
+        prefix: str = "",
+        delimiter: str | None = None,
+        start_after: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """One page of the bucket in key order (see ``Catalog.list_objects``)."""
+        org = self._org(principal, org_name, Action.READ, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        if max_keys < 0:
+            raise InvalidArgument("max-keys cannot be negative")
+        page = self.catalog.list_objects(
+            bucket.id,
+            prefix=prefix,
+            delimiter=delimiter or None,
+            start_after=start_after,
+            max_keys=min(max_keys, 1000),
+        )
+        self.usage.count_read(org.id, bucket.id, "list")
+        return page
+
+    def head_object(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        key: str,
+    ) -> ObjectView:
+        """The object's record and client-visible state; ``ObjectNotFound`` if absent."""
+        validate_key(key)
+        org = self._org(principal, org_name, Action.READ, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        view = self.view(self._record(bucket, key))
+        self.usage.count_read(org.id, bucket.id, "head")
+        return view
+
+    def view(self, record: ObjectRecord) -> ObjectView:
+        """Derive what clients see of ``record`` (DESIGN.md, object states)."""
+        cold = any(s.blob.storage_class in COLD_CLASSES for s in record.segments)
+        if cold or record.storage_class in COLD_CLASSES:
+            restore = self._restore_status(record) if cold else None
+            if restore is not None and restore.ongoing:
+                return ObjectView(record, ObjectState.RESTORING, DEEP_ARCHIVE)
+            if restore is not None and restore.readable:
+                return ObjectView(record, ObjectState.RESTORED, DEEP_ARCHIVE, restore.expires_at)
+            return ObjectView(record, ObjectState.ARCHIVED, DEEP_ARCHIVE)
+        return ObjectView(record, ObjectState.STAGED, record.storage_class)
+
+    def _restore_status(self, record: ObjectRecord) -> _Restore | None:
+        statuses = []
+        for blob in {s.blob.id: s.blob for s in record.segments}.values():
+            if blob.storage_class not in COLD_CLASSES:
+                continue
+            status = self._backend(blob.backend).restore_status(blob.key)
+            statuses.append(status)
+        if not statuses:
+            return None
+        if any(not s.requested for s in statuses):
+            return _Restore(ongoing=False, readable=False, expires_at=None)
+        if any(s.ongoing for s in statuses):
+            return _Restore(ongoing=True, readable=False, expires_at=None)
+        expiries = [s.expires_at for s in statuses if s.expires_at is not None]
+        return _Restore(ongoing=False, readable=True, expires_at=min(expiries, default=None))
+
+    def get_object(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        key: str,
+        *,
+        byte_range: RangeSpec | None = None,
+        sse_customer_key: bytes | None = None,
+    ) -> ObjectRead:
+        """Open ``key`` for reading, optionally a byte range.
+
+        Every check (access, state, keys, range) happens here, before the first byte, so a
+        front end can still choose its status code; the body then streams lazily and reads
+        from the backend exactly the sealed chunks that cover the range.
+        """
+        validate_key(key)
+        org = self._org(principal, org_name, Action.READ, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        record = self._record(bucket, key)
+        view = self.view(record)
+        if not view.readable:
+            raise ObjectArchived(key, view.storage_class, state=view.state)
+        identity = self._read_identity(org, record, sse_customer_key)
+        start, stop = (0, record.size) if byte_range is None else byte_range.resolve(record.size)
+        self.usage.count_read(org.id, bucket.id, "get", stop - start)
+        self.usage.touch(record.id)
+        return ObjectRead(view, start, stop, self._plaintext(record, identity, start, stop))
+
+    def _read_identity(self, org: Org, record: ObjectRecord, sse_customer_key: bytes | None) -> str:
+        if record.sse_recipient is not None:
+            if sse_customer_key is None:
+                raise InvalidArgument(
+                    "the object was stored with a customer-provided key; send it to read"
+                )
+            identity = sealing.sse_c_identity(sse_customer_key)
+            if not _same_secret(sealing.recipient_of(identity), record.sse_recipient):
+                raise AccessDenied("the customer-provided key does not match the object's key")
+            return identity
+        if sse_customer_key is not None:
+            raise InvalidArgument("the object was not stored with a customer-provided key")
+        if any(s.recipient != org.recipient for s in record.segments):
+            raise VaultSealed(record.key)
+        return self.org_identity(org)
+
+    def _plaintext(
+        self, record: ObjectRecord, identity: str, start: int, stop: int
+    ) -> Iterator[bytes]:
+        offset = 0
+        for segment in record.segments:
+            seg_start, seg_stop = offset, offset + segment.plain_size
+            offset = seg_stop
+            if seg_stop <= start or seg_start >= stop or segment.plain_size == 0:
+                continue
+            yield from sealing.unseal_range(
+                max(start, seg_start) - seg_start,
+                min(stop, seg_stop) - seg_start,
+                age_header=segment.age_header,
+                payload_offset=segment.payload_offset,
+                seek_table=segment.seek_table,
+                fetch=self._fetcher(segment),
+                identities=[identity],
+                name=f"{record.key} part {segment.part_number}",
+            )
+
+    def _fetcher(self, segment: Segment):  # type: ignore[no-untyped-def]
+        backend = self._backend(segment.blob.backend)
+        base = segment.blob_offset
+
+        def fetch(offset: int, length: int) -> Iterator[bytes]:
+            return backend.get(segment.blob.key, start=base + offset, end=base + offset + length)
+
+        return fetch
+
+    def _record(self, bucket: Bucket, key: str) -> ObjectRecord:
+        record = self.catalog.get_object(bucket.id, key)
+        if record is None:
+            raise ObjectNotFound(key)
+        return record
+
+    def close(self) -> None:
+        """Stop the counter flusher and write what is left; the service is not used after."""
+        self.usage.stop(self.catalog)
+
+
+@dataclass(frozen=True)
+class _Restore:
+    ongoing: bool
+    readable: bool
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _PendingSegment:
+    """A segment whose blob is written but not yet committed, with its intent row."""
+
+    intent: Intent
+    segment: NewSegment
+
+
+def _reuse(segment: Segment) -> NewSegment:
+    """A new reference to an existing sealed segment (copies share blobs)."""
+    return NewSegment(
+        part_number=segment.part_number,
+        backend=segment.blob.backend,
+        blob_key=segment.blob.key,
+        blob_size=segment.blob.size,
+        storage_class=segment.blob.storage_class,
+        blob_offset=segment.blob_offset,
+        sealed_size=segment.sealed_size,
+        plain_size=segment.plain_size,
+        md5=segment.md5,
+        sha256=segment.sha256,
+        age_header=segment.age_header,
+        payload_offset=segment.payload_offset,
+        seek_table=segment.seek_table,
+        header_mac=segment.header_mac,
+        recipient=segment.recipient,
+        blob_id=segment.blob.id,
+    )
+
+
+def _same_secret(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+class _IteratorStream:
+    """A read-only file object over an iterator of byte chunks (bounded buffering)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            raise ValueError("read() needs a size on the data path")
+        while len(self._buffer) < size:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+
+def identity_blob_key(org: Org) -> str:
+    """Where each backend keeps the org's wrapped identity, for recovery."""
+    return f"{IDENTITY_PREFIX}org-{org.id}.identity.wrapped"
