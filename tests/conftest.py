@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.moto",
     "tests.fixtures.servers",
     "tests.fixtures.slapd",
+    "tests.fixtures.slapd",
     "tests.fixtures.tls",
 ]
