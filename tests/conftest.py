@@ -5,6 +5,5 @@ pytest_plugins = [
     "tests.fixtures.moto",
     "tests.fixtures.servers",
     "tests.fixtures.slapd",
-    "tests.fixtures.slapd",
     "tests.fixtures.tls",
 ]
