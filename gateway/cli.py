@@ -83,6 +83,7 @@ class CommandContext:
         self.args = args
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
+        self._log_stream = stderr
         self._config: Config | None = None
         self.overrides: dict[str, dict[str, Any]] = {}
         log_overrides = {
@@ -108,7 +109,7 @@ class CommandContext:
             config = load_config(getattr(self.args, "config", None), overrides=self.overrides)
             for secret in config.secrets():
                 register_secret(secret)
-            setup_logging(config.log.level, config.log.format, stream=self.stderr)
+            setup_logging(config.log.level, config.log.format, stream=self._log_stream)
             self._config = config
         return self._config
 

@@ -60,22 +60,27 @@ def run_rotate(ctx: CommandContext) -> int:
 def run_export(ctx: CommandContext) -> int:
     from gateway.keys import export_org_identity
 
-    gateway = ctx.open_gateway()
-    try:
-        if ctx.args.out is None:
+    if ctx.args.out is None:
+        gateway = ctx.open_gateway()
+        try:
             export_org_identity(gateway, ctx.args.org, ctx.stdout)
-            return 0
-        try:
-            fd = os.open(ctx.args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as error:
-            raise ConfigError(f"--out {ctx.args.out}: {error.strerror or error}") from None
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as out:
+        finally:
+            gateway.close()
+        return 0
+    # Claim the output file first: a wrong path should fail before anything is opened.
+    try:
+        fd = os.open(ctx.args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        raise ConfigError(f"--out {ctx.args.out}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            gateway = ctx.open_gateway()
+            try:
                 export_org_identity(gateway, ctx.args.org, out)
-        except BaseException:
-            os.unlink(ctx.args.out)
-            raise
-    finally:
-        gateway.close()
+            finally:
+                gateway.close()
+    except BaseException:
+        os.unlink(ctx.args.out)
+        raise
     ctx.stderr.write(f"wrote the identity of org {ctx.args.org} to {ctx.args.out}\n")
     return 0

@@ -139,7 +139,9 @@ def setup_logging(level: str = "info", fmt: str = "text", *, stream: TextIO | No
     Replaces any handler installed before, so calling it again (a CLI that reads its config
     after parsing) is fine. Chatty libraries are kept at WARNING unless ``level`` is debug.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -150,6 +152,22 @@ def setup_logging(level: str = "info", fmt: str = "text", *, stream: TextIO | No
     quiet = logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING
     for name in ("botocore", "boto3", "urllib3", "s3transfer", "alembic", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(quiet, numeric))
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (so a test harness
+    swapping it, or a closed earlier stream, never breaks logging)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
 
 
 # -- WSGI ----------------------------------------------------------------------------------
