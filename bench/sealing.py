@@ -1,0 +1,286 @@
+"""Sealing throughput, range-read reach and memory, each next to its limit.
+
+Run: ``.venv/bin/python bench/sealing.py`` (about a minute on 2 cores; ``--quick`` for a
+smaller run). For random and mixed data (a tar of Python's standard library, repeated) it
+prints seal and unseal MB/s of plaintext next to the limit measured in the same run on the
+same data, one thread: the sum of the times of each step done alone (zstd compression of the
+same blocks + ChaCha20-Poly1305 of the compressed stream + MD5 + SHA-256 of the plaintext for
+sealing; ChaCha20-Poly1305 decryption + zstd decompression for unsealing). Targets: seal and
+unseal at least 85% of their limit; a 4 KiB range read from a 1 GiB segment fetches and
+decrypts only the chunks covering the overlapping frames plus at most one chunk at each
+end; sealing 1 GiB raises peak RSS by at most 64 MiB. Exits 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import os
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import zstandard
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.sealing import SealingReader, SegmentMetadata, generate_identity, unseal, unseal_range
+from gateway.sealing.age import CHUNK_SIZE, SEALED_CHUNK_SIZE
+from gateway.sealing.frames import segment_layout
+
+MiB = 1 << 20
+BLOCK = 4 * MiB
+LEVEL = 3
+TARGET_RATIO = 0.85
+RSS_BUDGET = 64 * MiB
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    """Best wall time of ``repeat`` runs (the machine is shared; the best is the least noisy)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def mixed_data(size: int) -> bytes:
+    """A tar of Python's standard library, repeated to ``size`` bytes."""
+    buf = io.BytesIO()
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(stdlib.rglob("*")):
+            if buf.tell() >= size:
+                break
+            if path.is_file() and not path.is_symlink() and "site-packages" not in path.parts:
+                tar.add(path, arcname=str(path.relative_to(stdlib)), recursive=False)
+    one = buf.getvalue()
+    return (one * (size // len(one) + 1))[:size]
+
+
+def seal_limit(data: bytes, repeat: int) -> tuple[float, dict[str, float]]:
+    """Seconds for each sealing step alone, one thread, and their sum."""
+    cctx = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True)
+    view = memoryview(data)
+    frames = [cctx.compress(view[i : i + BLOCK]) for i in range(0, len(data), BLOCK)]
+    stream = b"".join(frames)
+    sview = memoryview(stream)
+    aead = ChaCha20Poly1305(os.urandom(32))
+    nonce = bytes(12)
+
+    def encrypt() -> None:
+        for i in range(0, len(stream), CHUNK_SIZE):
+            aead.encrypt(nonce, sview[i : i + CHUNK_SIZE], None)
+
+    steps = {
+        "zstd": best(
+            lambda: [cctx.compress(view[i : i + BLOCK]) for i in range(0, len(data), BLOCK)], repeat
+        ),
+        "chacha": best(encrypt, repeat),
+        "md5": best(lambda: hashlib.md5(data).digest(), repeat),
+        "sha256": best(lambda: hashlib.sha256(data).digest(), repeat),
+    }
+    return sum(steps.values()), steps
+
+
+def unseal_limit(data: bytes, repeat: int) -> tuple[float, dict[str, float]]:
+    """Seconds for decryption of the sealed chunks plus decompression of the frames."""
+    cctx = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True)
+    view = memoryview(data)
+    frames = [cctx.compress(view[i : i + BLOCK]) for i in range(0, len(data), BLOCK)]
+    stream = b"".join(frames)
+    aead = ChaCha20Poly1305(os.urandom(32))
+    nonce = bytes(12)
+    sealed = [
+        aead.encrypt(nonce, stream[i : i + CHUNK_SIZE], None)
+        for i in range(0, len(stream), CHUNK_SIZE)
+    ]
+    dctx = zstandard.ZstdDecompressor()
+
+    def decrypt() -> None:
+        for chunk in sealed:
+            aead.decrypt(nonce, chunk, None)
+
+    steps = {
+        "chacha": best(decrypt, repeat),
+        "zstd -d": best(lambda: [dctx.decompress(f) for f in frames], repeat),
+    }
+    return sum(steps.values()), steps
+
+
+def seal_all(data: bytes, recipient: str) -> tuple[bytes, object]:
+    reader = SealingReader(
+        io.BytesIO(data),
+        SegmentMetadata("bench", "bench", "data"),
+        [recipient],
+        block_size=BLOCK,
+        level=LEVEL,
+    )
+    parts = []
+    while part := reader.read(MiB):
+        parts.append(part)
+    return b"".join(parts), reader.result
+
+
+def throughput(label: str, data: bytes, identity: str, recipient: str, repeat: int) -> bool:
+    mb = len(data) / 1e6
+    limit_s, steps = seal_limit(data, repeat)
+    sealed_box: list[bytes] = []
+
+    def do_seal() -> None:
+        sealed_box[:] = [seal_all(data, recipient)[0]]
+
+    seal_s = best(do_seal, repeat)
+    sealed = sealed_box[0]
+    ulimit_s, usteps = unseal_limit(data, repeat)
+
+    def do_unseal() -> None:
+        for _ in unseal(io.BytesIO(sealed), [identity]):
+            pass
+
+    unseal_s = best(do_unseal, repeat)
+    ok = True
+    growth = (len(sealed) - len(data)) / len(data) * 100
+    print(
+        f"\n{label}: {len(data) // MiB} MiB plaintext -> {len(sealed) / MiB:.1f} MiB sealed ({growth:+.3f}%)"
+    )
+    print("  steps alone (MB/s): " + ", ".join(f"{k} {mb / v:,.0f}" for k, v in steps.items()))
+    for name, took, limit in (("seal", seal_s, limit_s), ("unseal", unseal_s, ulimit_s)):
+        ratio = limit / took
+        passed = ratio >= TARGET_RATIO
+        ok &= passed
+        print(
+            f"  {name:6s} {mb / took:8,.0f} MB/s   limit {mb / limit:8,.0f} MB/s   "
+            f"ratio {ratio:.2f}  {'ok' if passed else 'BELOW TARGET'} (>= {TARGET_RATIO})"
+        )
+    print(
+        "  unseal steps alone (MB/s): " + ", ".join(f"{k} {mb / v:,.0f}" for k, v in usteps.items())
+    )
+    return ok
+
+
+class PatternSource(io.RawIOBase):
+    """``size`` bytes of a repeated random pattern, produced on demand (nothing held)."""
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+        self._pattern = os.urandom(BLOCK + 4099)  # not block-aligned, so blocks differ
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = min(self._left, size if size >= 0 else self._left, len(self._pattern) - self._pos)
+        out = self._pattern[self._pos : self._pos + size]
+        self._pos = (self._pos + size) % len(self._pattern)
+        self._left -= size
+        return out
+
+
+def peak_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+def current_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def big_segment(size: int, recipient: str, out: BinaryIO) -> tuple[object, int]:
+    """Seal ``size`` bytes to ``out``; return the result and the peak RSS increase."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak to the current RSS
+    before = max(current_rss(), 0)
+    reader = SealingReader(
+        cast(BinaryIO, PatternSource(size)), SegmentMetadata("bench", "bench", "big"), [recipient]
+    )
+    while part := reader.read(MiB):
+        out.write(part)
+    return reader.result, peak_rss() - before
+
+
+def range_reach(path: str, result: object, identity: str) -> bool:
+    layout = segment_layout(result.seek_table)  # type: ignore[attr-defined]
+    start = layout.plain_size // 2 + 12345
+    end = start + 4096
+    calls: list[tuple[int, int]] = []
+
+    def fetch(offset: int, length: int) -> Iterator[bytes]:
+        calls.append((offset, length))
+        with open(path, "rb") as f:
+            f.seek(offset)
+            yield f.read(length)
+
+    t = time.perf_counter()
+    got = b"".join(
+        unseal_range(
+            start,
+            end,
+            age_header=result.age_header,  # type: ignore[attr-defined]
+            payload_offset=result.payload_offset,  # type: ignore[attr-defined]
+            seek_table=result.seek_table,  # type: ignore[attr-defined]
+            fetch=fetch,
+            identities=[identity],
+        )
+    )
+    took = time.perf_counter() - t
+    wanted = layout.frames_for(start, end)
+    z0, z1 = layout.offsets[wanted.start], layout.offsets[wanted.stop]
+    frame_chunks = -(-(z1 - z0) // CHUNK_SIZE)
+    fetched_chunks = -(-calls[0][1] // SEALED_CHUNK_SIZE)
+    ok = len(got) == 4096 and len(calls) == 1 and fetched_chunks <= frame_chunks + 2
+    print(
+        f"\nrange read: 4 KiB at {start} of a {layout.plain_size / 2**30:.0f} GiB segment: "
+        f"{len(wanted)} frame(s) overlap ({z1 - z0:,} compressed bytes = {frame_chunks} chunks' worth), "
+        f"{len(calls)} fetch of {calls[0][1]:,} bytes = {fetched_chunks} chunks decrypted "
+        f"(limit {frame_chunks + 2}), {took * 1000:.1f} ms  {'ok' if ok else 'TOO MANY'}"
+    )
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="64 MiB data sets, 256 MiB big segment"
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    size = 64 * MiB if args.quick else 256 * MiB
+    big = 256 * MiB if args.quick else 1024 * MiB
+    identity, recipient = generate_identity()
+    ok = True
+    with tempfile.NamedTemporaryFile(prefix="coolstorage-bench-") as tmp:
+        result, rss = big_segment(big, recipient, cast(BinaryIO, tmp))
+        tmp.flush()
+        passed = rss <= RSS_BUDGET
+        ok &= passed
+        print(
+            f"memory: sealing {big // MiB} MiB raised peak RSS by {rss / MiB:.1f} MiB "
+            f"(budget {RSS_BUDGET // MiB} MiB)  {'ok' if passed else 'OVER BUDGET'}"
+        )
+        ok &= range_reach(tmp.name, result, identity)
+    ok &= throughput("random", os.urandom(size), identity, recipient, args.repeat)
+    ok &= throughput(
+        "mixed (tar of the stdlib, repeated)", mixed_data(size), identity, recipient, args.repeat
+    )
+    print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
