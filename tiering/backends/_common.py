@@ -10,11 +10,11 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 from gateway.errors import BackendError, ConfigError, InvalidArgument, InvalidName, InvalidRange
 
-from .base import STORAGE_CLASSES
+from .base import RESTORE_TIERS, STORAGE_CLASSES
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -80,7 +80,9 @@ class Options:
             raise self.error(f"option {key!r} must be at least {minimum}, not {value}")
         return value
 
-    def integer(self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(
+        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         value = int(self._take(key, (int,), "an integer", default))
         return self._bounded(key, value, minimum, maximum)
 
@@ -176,23 +178,11 @@ def check_range(start: int, end: int | None) -> None:
         raise InvalidRange(f"[{start}, {end})", "any")
 
 
-def read_full(stream: BinaryIO, size: int) -> bytes:
-    """Read up to ``size`` bytes, calling ``read`` until it has them or the stream ends.
-
-    ``read(n)`` may return fewer bytes than asked (sockets, pipes, our own readers), so one
-    call is not enough to fill a part.
-    """
-    pieces: list[bytes] = []
-    need = size
-    while need > 0:
-        piece = stream.read(min(need, CHUNK_SIZE))
-        if not piece:
-            break
-        pieces.append(piece)
-        need -= len(piece)
-    if len(pieces) == 1:
-        return pieces[0]
-    return b"".join(pieces)
+def check_restore_args(days: int, tier: str) -> None:
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InvalidArgument(f"restore days must be a whole number of at least 1, not {days!r}")
+    if tier not in RESTORE_TIERS:
+        raise InvalidArgument(f"restore tier {tier!r} is not one of {', '.join(RESTORE_TIERS)}")
 
 
 class ChunkIterator(Iterator[bytes]):

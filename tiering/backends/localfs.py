@@ -67,12 +67,12 @@ from ._common import (
     check_key,
     check_prefix,
     check_range,
+    check_restore_args,
     check_storage_class,
     empty_iterator,
 )
 from .base import (
     COLD_CLASSES,
-    RESTORE_TIERS,
     STANDARD,
     Backend,
     BlobInfo,
@@ -209,12 +209,12 @@ class LocalFSBackend(Backend):
         fsync = opts.flag("fsync", True)
         opts.finish()
         root = Path(root_text).expanduser().absolute()
+        if root.exists() and not root.is_dir():
+            raise opts.error(f"root {root} is not a directory")
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise opts.error(f"cannot create root {root}: {exc.strerror or exc}") from None
-        if not root.is_dir():
-            raise opts.error(f"root {root} is not a directory")
         probe = root / f".probe-{secrets.token_hex(4)}"
         try:
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -570,7 +570,7 @@ class LocalFSBackend(Backend):
         A restore that is running is left alone; a finished one is extended to ``days``
         from now, as S3 does.
         """
-        _check_restore_args(days, tier)
+        check_restore_args(days, tier)
         directory, base = self._location(key)
         with self._locked(key):
             record = self._read_record(directory, base)
@@ -654,13 +654,6 @@ class LocalFSBackend(Backend):
 
     def __repr__(self) -> str:
         return f"<LocalFSBackend {self.name!r} at {self.root}>"
-
-
-def _check_restore_args(days: int, tier: str) -> None:
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise InvalidArgument(f"restore days must be a whole number of at least 1, not {days!r}")
-    if tier not in RESTORE_TIERS:
-        raise InvalidArgument(f"restore tier {tier!r} is not one of {', '.join(RESTORE_TIERS)}")
 
 
 def _write_all(fd: int, chunk: bytes, path: Path) -> None:
