@@ -28,6 +28,8 @@ class Org:
     identity_key_id: str
     quota_bytes: int | None = None
     stored_bytes: int = 0
+    #: Free-form org settings (JSON); shared between threads, never mutate it.
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class Bucket:
     created_at: datetime
     #: For a vault bucket, the owner's age recipient; the gateway can write, never read.
     vault_recipient: str | None = None
+    #: Free-form bucket settings (JSON); shared between threads, never mutate it.
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ class ObjectRecord:
     segments: tuple[Segment, ...] = ()
     #: For SSE-C objects, the recipient derived from the customer key.
     sse_recipient: str | None = None
+    #: When the object was last read, as recorded at most once a day (None: never).
+    last_access: datetime | None = None
 
 
 @dataclass(frozen=True)
