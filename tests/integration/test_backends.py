@@ -316,6 +316,9 @@ class BackendSuite:
             backend.copy("arch/blob", "arch/copy")
         with pytest.raises(ObjectArchived):
             backend.set_storage_class("arch/blob", STANDARD)
+        with pytest.raises(ObjectArchived):
+            backend.set_storage_class("arch/blob", "GLACIER")
+        assert backend.head("arch/blob").storage_class == DEEP_ARCHIVE
         # Moving into the class it is in changes nothing.
         assert backend.set_storage_class("arch/blob", DEEP_ARCHIVE).storage_class == DEEP_ARCHIVE
 
@@ -365,7 +368,9 @@ class BackendSuite:
             backend.request_restore("hot", days=1)
         assert backend.restore_status("hot") == RestoreStatus(requested=False)
 
-    @pytest.mark.parametrize(("days", "tier"), [(0, "Standard"), (1, "Fast"), (True, "Bulk")])
+    @pytest.mark.parametrize(
+        ("days", "tier"), [(0, "Standard"), (1, "Fast"), (True, "Bulk"), (10**9, "Standard")]
+    )
     def test_restore_arguments_checked(self, backend: Backend, days: Any, tier: str) -> None:
         put_bytes(backend, "cold", b"x", storage_class=DEEP_ARCHIVE)
         with pytest.raises(InvalidArgument):

@@ -23,6 +23,9 @@ GiB = 1024 * MiB
 #: Size of the pieces ``get`` yields and ``put`` reads (DESIGN: 256 KiB-1 MiB pieces).
 CHUNK_SIZE = 1 * MiB
 
+#: Longest restore accepted (100 years), so expiry dates stay representable.
+MAX_RESTORE_DAYS = 36_500
+
 #: S3's limit on a key, which every backend keeps so blobs can move between them.
 MAX_KEY_BYTES = 1024
 
@@ -179,8 +182,10 @@ def check_range(start: int, end: int | None) -> None:
 
 
 def check_restore_args(days: int, tier: str) -> None:
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise InvalidArgument(f"restore days must be a whole number of at least 1, not {days!r}")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_RESTORE_DAYS:
+        raise InvalidArgument(
+            f"restore days must be a whole number from 1 to {MAX_RESTORE_DAYS}, not {days!r}"
+        )
     if tier not in RESTORE_TIERS:
         raise InvalidArgument(f"restore tier {tier!r} is not one of {', '.join(RESTORE_TIERS)}")
 

@@ -195,9 +195,9 @@ class Backend(ABC):
     def set_storage_class(self, key: str, storage_class: str) -> BlobInfo:
         """Move ``key`` to ``storage_class`` in place (a copy onto itself on S3).
 
-        Moving into the class it is already in changes nothing. Moving a cold blob to a hot
-        class needs a readable restored copy (else ``ObjectArchived``), as on S3; moving
-        into a cold class drops any restored copy. Idempotent.
+        Moving into the class it is already in changes nothing. Moving a cold blob to any
+        other class needs a readable restored copy (else ``ObjectArchived``), as on S3;
+        moving into a cold class drops any restored copy. Idempotent.
         """
         raise NotImplementedError(f"{self.plugin} has no storage classes")
 

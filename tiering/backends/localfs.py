@@ -558,8 +558,8 @@ class LocalFSBackend(Backend):
                 raise BlobNotFound(key)
             if record.storage_class == storage_class:
                 return self._info(key, record)
-            if storage_class not in COLD_CLASSES:
-                self._check_readable(key, record)
+            # As on S3: bytes leave a cold class only through a restored copy.
+            self._check_readable(key, record)
             record = _Record(record.data, record.size, storage_class, self.clock())
             self._write_record(directory, base, record)
         return self._info(key, record)
