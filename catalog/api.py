@@ -954,6 +954,10 @@ class Catalog:
         that blob has meanwhile been declared garbage (its source was deleted or
         overwritten). ``BucketNotFound`` if the bucket is gone. Stored bytes count object
         (plaintext) sizes.
+
+        An overwrite updates the existing row in place: the object keeps its ``id`` (the
+        ``replaced`` record is the old version's snapshot); ``created_at`` is the time of
+        this commit and ``last_access`` starts again empty.
         """
         key = encode_key(new.key)
         intent_list = sorted(set(intent_ids))
