@@ -189,3 +189,13 @@ def test_read_counters_stop_flushes_what_is_left() -> None:
     counters.add(5, 6, "HEAD")
     counters.stop()
     assert sink.counts == [{(5, 6, "HEAD"): (1, 0)}]
+
+
+def test_mariadb_fixture_says_how_to_install_the_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.fixtures import mariadb
+
+    monkeypatch.setattr(mariadb, "_find", lambda name, *dirs: None)
+    with pytest.raises(pytest.fail.Exception, match="apt-get install mariadb-server"):
+        mariadb.start_mariadb(tmp_path)
