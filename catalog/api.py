@@ -1338,27 +1338,29 @@ class Catalog:
 
         return self._read(tx)
 
-    def forget_blob(self, backend: str, blob_key: str) -> None:
-        """Drop the blob row of an unreferenced blob (after the backend deleted it).
-        ``PreconditionFailed`` if a segment references it again; no error if there is no
-        such row."""
+    def forget_blob(self, backend: str, blob_key: str) -> bool:
+        """Drop the blob row of an unreferenced blob (before or after the backend deletes
+        it). Returns True if nothing references the blob (its row is gone now, or was
+        already), False if a segment references it again: then the row stays and the blob
+        must not be deleted."""
 
-        def tx(conn: Connection) -> None:
+        def tx(conn: Connection) -> bool:
             blob_id = conn.execute(
                 sa.select(s.blobs.c.id)
                 .where(s.blobs.c.backend == backend, s.blobs.c.key == blob_key)
                 .with_for_update()
             ).scalar()
             if blob_id is None:
-                return
+                return True
             used = conn.execute(
                 sa.select(s.segments.c.id).where(s.segments.c.blob_id == blob_id).limit(1)
             ).first()
             if used is not None:
-                raise PreconditionFailed(f"blob {blob_key} is still referenced")
+                return False
             conn.execute(s.blobs.delete().where(s.blobs.c.id == blob_id))
+            return True
 
-        self._write(tx)
+        return self._write(tx)
 
     # -- usage -----------------------------------------------------------------------------
     def add_read_counts(self, counts: Mapping[tuple[int, int | None, str], tuple[int, int]]) -> None:
