@@ -88,8 +88,9 @@ _OBJECT_COLUMNS = (
     s.objects.c.etag,
     s.objects.c.sha256,
     s.objects.c.content_type,
-    s.objects.c.user_metadata,
-    s.objects.c.headers,
+    # JSON is decoded only for rows that become records (a listing skips many rows).
+    sa.type_coerce(s.objects.c.user_metadata, sa.Text).label("user_metadata"),
+    sa.type_coerce(s.objects.c.headers, sa.Text).label("headers"),
     s.objects.c.storage_class,
     s.objects.c.sse_recipient,
     s.objects.c.created_at,
@@ -133,6 +134,16 @@ def _json_safe(details: Mapping[str, object]) -> dict[str, Any]:
 
 
 # -- rows to records ----------------------------------------------------------------------
+
+
+def _json_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, bytes | bytearray):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value or {})
 
 
 def _org(row: Row[Any]) -> Org:
@@ -204,11 +215,11 @@ def _object(row: Row[Any], segments: tuple[Segment, ...] = ()) -> ObjectRecord:
         etag=row.etag,
         sha256=row.sha256,
         content_type=row.content_type,
-        user_metadata=dict(row.user_metadata or {}),
+        user_metadata=_json_dict(row.user_metadata),
         created_at=row.created_at,
         modified_at=row.modified_at,
         storage_class=row.storage_class,
-        headers=dict(row.headers or {}),
+        headers=_json_dict(row.headers),
         segments=segments,
         sse_recipient=row.sse_recipient,
         last_access=row.last_access,
@@ -1549,6 +1560,26 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+def _list_query(*, inclusive: bool, bounded: bool) -> sa.Select[Any]:
+    key = s.objects.c.key
+    lower = sa.bindparam("lower", type_=s.KeyBytes())
+    query = sa.select(*_OBJECT_COLUMNS).where(
+        s.objects.c.bucket_id == sa.bindparam("bucket_id"),
+        key >= lower if inclusive else key > lower,
+    )
+    if bounded:
+        query = query.where(key < sa.bindparam("upper", type_=s.KeyBytes()))
+    return query.order_by(key).limit(sa.bindparam("limit"))
+
+
+#: The listing's statements, built once: (inclusive lower bound, has an upper bound).
+_LIST_QUERIES = {
+    (inclusive, bounded): _list_query(inclusive=inclusive, bounded=bounded)
+    for inclusive in (True, False)
+    for bounded in (True, False)
+}
+
+
 class _ListWalk:
     """One listing: a walk along the ``(bucket_id, key)`` index.
 
@@ -1585,14 +1616,11 @@ class _ListWalk:
                     self.lower, self.inclusive = start_after + b"\xff", True
 
     def _fetch(self, conn: Connection, bucket_id: int, limit: int) -> Sequence[Row[Any]]:
-        key = s.objects.c.key
-        query = sa.select(*_OBJECT_COLUMNS).where(
-            s.objects.c.bucket_id == bucket_id,
-            key >= self.lower if self.inclusive else key > self.lower,
-        )
+        query = _LIST_QUERIES[(self.inclusive, self.upper is not None)]
+        params: dict[str, Any] = {"bucket_id": bucket_id, "lower": self.lower, "limit": limit}
         if self.upper is not None:
-            query = query.where(key < self.upper)
-        return conn.execute(query.order_by(key).limit(limit)).all()
+            params["upper"] = self.upper
+        return conn.execute(query, params).all()
 
     def run(self, conn: Connection, bucket_id: int) -> ListPage:
         objects: list[ObjectRecord] = []
