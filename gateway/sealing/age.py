@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import BinaryIO
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -50,6 +50,13 @@ MAC_SIZE = 32
 #: Limits that bound the work a hostile header can cause before it is authenticated.
 MAX_HEADER_SIZE = 1 << 20
 MAX_STANZAS = 128
+
+
+class Readable(Protocol):
+    """Anything with a binary ``read(size)`` (a file, a socket file, an HTTP body)."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
 
 _X25519_INFO = b"age-encryption.org/v1/X25519"
 _ZERO_NONCE = bytes(12)
@@ -188,7 +195,7 @@ def parse_header(data: bytes, *, segment: str = "") -> Header:
     return Header(tuple(stanzas), mac, bytes(data))
 
 
-def read_header(stream: BinaryIO, *, segment: str = "") -> tuple[Header, bytes]:
+def read_header(stream: Readable, *, segment: str = "") -> tuple[Header, bytes]:
     """Read and parse the header at the start of ``stream``; return it and the bytes read past it."""
     buf = bytearray()
     while True:
@@ -378,7 +385,7 @@ def decrypt_chunks(
         raise SealedDataError("the payload has no chunk", segment=segment, offset=base_offset)
 
 
-def read_pieces(stream: BinaryIO, first: bytes = b"", size: int = 1 << 20) -> Iterator[bytes]:
+def read_pieces(stream: Readable, first: bytes = b"", size: int = 1 << 20) -> Iterator[bytes]:
     """``first`` then the rest of ``stream`` in pieces of about ``size`` bytes."""
     if first:
         yield first
@@ -390,7 +397,7 @@ def read_pieces(stream: BinaryIO, first: bytes = b"", size: int = 1 << 20) -> It
 
 
 def decrypt(
-    stream: BinaryIO, identities: Sequence[str | X25519PrivateKey], *, segment: str = ""
+    stream: Readable, identities: Sequence[str | X25519PrivateKey], *, segment: str = ""
 ) -> Iterator[bytes]:
     """Decrypt a whole age file: parse and authenticate the header, then stream the payload."""
     header, rest = read_header(stream, segment=segment)

@@ -117,6 +117,7 @@ def unseal_command(
         # A range needs the seek table at the end: spool a pipe to disk, never to memory.
         with tempfile.TemporaryFile(prefix="coolstorage-unseal-") as spool:
             shutil.copyfileobj(stdin, spool, _COPY)
+            spool.seek(0)
             _unseal_range(spool, range, identities, stdout)  # type: ignore[arg-type]
     stdout.flush()
     return 0

@@ -178,10 +178,17 @@ class SegmentLayout:
 def segment_layout(seek_table: bytes) -> SegmentLayout:
     """Parse and check a v1 segment's seek table frame."""
     entries = parse_seek_table(seek_table)
+    if seek_table[-5] != CHECKSUM_FLAG:
+        raise FrameError("a segment's seek table descriptor is exactly the checksum flag")
     if len(entries) < 2:
         raise FrameError("a segment's seek table lists at least the M and T frames")
-    if entries[0].decompressed or entries[-1].decompressed:
-        raise FrameError("the first and last frames of a segment are its M and T frames")
+    for entry in (entries[0], entries[-1]):
+        if (
+            entry.decompressed
+            or entry.checksum != EMPTY_CHECKSUM
+            or not 8 < entry.compressed <= MAX_META_SIZE + 8
+        ):
+            raise FrameError("the first and last frames of a segment are its M and T frames")
     data = entries[1:-1]
     block = data[0].decompressed if data else 0
     for i, entry in enumerate(data):

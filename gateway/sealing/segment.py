@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from gateway.errors import InvalidArgument, InvalidRange
 from gateway.sealing import age, frames
-from gateway.sealing.age import CHUNK_SIZE, NONCE_SIZE, SEALED_CHUNK_SIZE, TAG_SIZE
+from gateway.sealing.age import CHUNK_SIZE, NONCE_SIZE, SEALED_CHUNK_SIZE, TAG_SIZE, Readable
 from gateway.sealing.errors import FORMAT, HEADER, MISMATCH, PAYLOAD, SealedDataError
 
 DEFAULT_BLOCK_SIZE = 4 << 20
@@ -592,7 +592,7 @@ class _Digests:
         self.sha.update(data)
 
 
-def _read_nonce(stream: BinaryIO, rest: bytes, name: str, offset: int) -> tuple[bytes, bytes]:
+def _read_nonce(stream: Readable, rest: bytes, name: str, offset: int) -> tuple[bytes, bytes]:
     while len(rest) < NONCE_SIZE:
         piece = stream.read(NONCE_SIZE - len(rest))
         if not piece:
@@ -602,7 +602,7 @@ def _read_nonce(stream: BinaryIO, rest: bytes, name: str, offset: int) -> tuple[
 
 
 def unseal(
-    sealed: BinaryIO,
+    sealed: Readable,
     identities: Identities,
     *,
     expected_header_mac: bytes | None = None,
@@ -635,7 +635,7 @@ def unseal(
 
 def _unseal_payload(
     cipher: ChaCha20Poly1305,
-    sealed: BinaryIO,
+    sealed: Readable,
     rest: bytes,
     name: str,
     payload_offset: int,
