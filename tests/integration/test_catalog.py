@@ -137,7 +137,7 @@ def test_migrated_schema_matches_the_metadata(catalog: Catalog) -> None:
     from alembic.runtime.migration import MigrationContext
 
     with catalog._engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": False})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diffs = compare_metadata(ctx, metadata)
     assert diffs == []
 
