@@ -36,7 +36,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import BinaryIO, Final, Protocol
+from typing import Final, Protocol
 
 from protocols.s3 import checksums
 from protocols.s3.checksums import ChecksumRequest
@@ -70,6 +70,12 @@ MAX_SINGLE_PUT: Final = 5 << 30
 _LOOKAHEAD: Final = 256
 #: Slack of CR/LF tolerated between the end of an aws-chunked body and Content-Length.
 _TAIL_SLACK: Final = 64
+
+
+class Readable(Protocol):
+    """Anything with ``read(size) -> bytes``: ``wsgi.input``, a file, a socket reader."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class BodyReader(Protocol):
@@ -162,7 +168,7 @@ class _Digests:
 class _Source:
     """The raw stream, bounded by Content-Length, with a small pushback buffer."""
 
-    def __init__(self, raw: BinaryIO, content_length: int | None) -> None:
+    def __init__(self, raw: Readable, content_length: int | None) -> None:
         self._raw = raw
         self.remaining = content_length
         self._pending = bytearray()
@@ -234,7 +240,7 @@ class PayloadVerifier:
 
     def __init__(
         self,
-        raw: BinaryIO,
+        raw: Readable,
         *,
         content_length: int | None,
         declared_sha256: str | None = None,
@@ -310,7 +316,7 @@ class AwsChunkedReader:
 
     def __init__(
         self,
-        raw: BinaryIO,
+        raw: Readable,
         ctx: AuthContext,
         *,
         decoded_length: int | None = None,
@@ -567,7 +573,7 @@ def strip_aws_chunked(content_encoding: str | None) -> str | None:
 
 
 def body_reader(
-    raw: BinaryIO,
+    raw: Readable,
     ctx: AuthContext,
     headers: Mapping[str, str],
     *,

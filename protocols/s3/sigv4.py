@@ -548,7 +548,7 @@ def verify_request(
             AWSAccessKeyId=parsed.access_key_id,
             StringToSign=first[1],
             SignatureProvided=parsed.signature,
-            CanonicalRequest=first[0],
+            CanonicalRequest=_redacted(first[0]),
         )
 
     decoded_length: int | None = None
@@ -588,6 +588,17 @@ def verify_request(
         signed_headers=parsed.signed_headers,
         request_time=parsed.request_time,
     )
+
+
+def _redacted(canonical: str) -> str:
+    # The error body echoes the canonical request (as S3 does) to help debug clients; an
+    # SSE-C key is a secret even when its owner sent it, so it never goes into a body or log.
+    lines = canonical.split("\n")
+    for i, line in enumerate(lines):
+        name, sep, _ = line.partition(":")
+        if sep and name.endswith("-customer-key"):
+            lines[i] = f"{name}:<redacted>"
+    return "\n".join(lines)
 
 
 def chunk_string_to_sign(ctx: AuthContext, previous_signature: str, chunk_sha256_hex: str) -> str:

@@ -26,7 +26,7 @@ import xml.parsers.expat as expat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO, Final, Union
+from typing import TYPE_CHECKING, Final, Union
 from urllib.parse import quote
 
 from protocols.s3.errors import (
@@ -38,6 +38,9 @@ from protocols.s3.errors import (
 from protocols.s3.errors import (
     NotImplemented as S3NotImplemented,
 )
+
+if TYPE_CHECKING:
+    from protocols.s3.chunked import Readable
 
 S3_NS: Final = "http://s3.amazonaws.com/doc/2006-03-01/"
 XSI_NS: Final = "http://www.w3.org/2001/XMLSchema-instance"
@@ -89,7 +92,7 @@ class _Refused(Exception):
     pass
 
 
-def read_body(stream: BinaryIO, limit: int = MAX_XML_BYTES) -> bytes:
+def read_body(stream: Readable, limit: int = MAX_XML_BYTES) -> bytes:
     """Read a request body of at most ``limit`` bytes (``MaxMessageLengthExceeded`` beyond)."""
     parts = []
     total = 0

@@ -463,3 +463,19 @@ def test_errors_never_leak_secret_and_render_as_xml() -> None:
     ok = errors.render_error(errors.NoSuchKey(resource="/b/k", Key="k"), "RID")
     root = ElementTree.fromstring(ok)
     assert [c.tag for c in root] == ["Code", "Message", "Key", "Resource", "RequestId"]
+
+
+def test_sse_c_key_never_echoed() -> None:
+    key = "c2VjcmV0LWN1c3RvbWVyLWtleS0zMi1ieXRlcy1sb25nISE="
+    sent = botocore_signed("GET", "/b/k", headers={
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": key,
+        "x-amz-server-side-encryption-customer-key-MD5": "bWQ1",
+    })
+    verify(sent)
+    with pytest.raises(errors.SignatureDoesNotMatch) as info:
+        verify(sent, secret_lookup=lambda _: "wrong")
+    body = errors.render_error(info.value, "r")
+    assert key.encode() not in body
+    assert b"x-amz-server-side-encryption-customer-key:&lt;redacted&gt;" in body
+    assert b"x-amz-server-side-encryption-customer-key-md5:bWQ1" in body
