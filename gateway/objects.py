@@ -15,7 +15,6 @@ Writes follow one order, so nothing half-written is ever listed or readable:
 
 from __future__ import annotations
 
-import hmac
 import io
 import logging
 import threading
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO, Protocol
 
 from catalog.api import Catalog
+from catalog.counters import ReadCounters
 from catalog.records import (
     Bucket,
     Intent,
@@ -38,6 +38,7 @@ from catalog.records import (
     UsageEvent,
 )
 from gateway import sealing
+from gateway.sealing.keys import parse_recipient
 from gateway.errors import (
     AccessDenied,
     AlreadyExists,
@@ -52,7 +53,6 @@ from gateway.errors import (
     VaultSealed,
 )
 from gateway.principals import Action, Principal, authorize
-from gateway.usage import UsageMeter
 from tiering.backends.base import COLD_CLASSES, DEEP_ARCHIVE, STANDARD, Backend
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class ObjectService:
         default_region: str,
         block_size: int = 4 << 20,
         level: int = 3,
-        usage: UsageMeter | None = None,
+        counters: ReadCounters | None = None,
     ) -> None:
         if default_backend not in backends:
             raise ConfigError(f"storage.default_backend: no backend named {default_backend!r}")
@@ -207,7 +207,8 @@ class ObjectService:
         self.default_region = default_region
         self.block_size = block_size
         self.level = level
-        self.usage = usage or UsageMeter()
+        #: Read metering: in-memory counters the caller starts (``counters.start()``).
+        self.counters = counters or ReadCounters(catalog)
         self._identities: dict[int, str] = {}
         self._identities_lock = threading.Lock()
 
@@ -286,7 +287,7 @@ class ObjectService:
         validate_bucket_name(name)
         org = self._org(principal, org_name, Action.WRITE, name)
         if vault_recipient is not None:
-            sealing.validate_recipient(vault_recipient)
+            parse_recipient(vault_recipient)
         bucket = self.catalog.create_bucket(
             org.id,
             name,
@@ -463,7 +464,7 @@ class ObjectService:
         *,
         if_match: str | None = None,
         if_none_match: bool = False,
-        action: str = "put",
+        action: str = "PUT",
     ) -> ObjectRecord:
         try:
             result = self.catalog.commit_object(
@@ -504,7 +505,7 @@ class ObjectService:
             bucket.id,
             key,
             usage=UsageEvent(
-                org_id=org.id, action="delete", user_id=principal.user_id, bucket_id=bucket.id
+                org_id=org.id, action="DELETE", user_id=principal.user_id, bucket_id=bucket.id
             ),
         )
         self._collect(garbage)
@@ -572,7 +573,7 @@ class ObjectService:
             )
             return self._commit(
                 principal, dst_org, new, [], if_match=if_match, if_none_match=if_none_match,
-                action="copy",
+                action="COPY",
             )
         opened = self.get_object(principal, org_name, src_bucket, src_key)
         return self.put_object(
@@ -623,7 +624,7 @@ class ObjectService:
             dst_key,
             overwrite=overwrite,
             usage=UsageEvent(
-                org_id=org.id, action="move", user_id=principal.user_id, bucket_id=target.id
+                org_id=org.id, action="MOVE", user_id=principal.user_id, bucket_id=target.id
             ),
         )
         self._collect(garbage)
@@ -691,7 +692,7 @@ class ObjectService:
             start_after=start_after,
             max_keys=min(max_keys, 1000),
         )
-        self.usage.count_read(org.id, bucket.id, "list")
+        self.counters.add(org.id, bucket.id, "LIST")
         return page
 
     def head_object(
@@ -706,7 +707,7 @@ class ObjectService:
         org = self._org(principal, org_name, Action.READ, bucket_name)
         bucket = self._bucket(org, bucket_name)
         view = self.view(self._record(bucket, key))
-        self.usage.count_read(org.id, bucket.id, "head")
+        self.counters.add(org.id, bucket.id, "HEAD")
         return view
 
     def view(self, record: ObjectRecord) -> ObjectView:
@@ -762,8 +763,8 @@ class ObjectService:
             raise ObjectArchived(key, view.storage_class, state=view.state)
         identity = self._read_identity(org, record, sse_customer_key)
         start, stop = (0, record.size) if byte_range is None else byte_range.resolve(record.size)
-        self.usage.count_read(org.id, bucket.id, "get", stop - start)
-        self.usage.touch(record.id)
+        self.counters.add(org.id, bucket.id, "GET", nbytes=stop - start)
+        self.counters.note_read(record)
         return ObjectRead(view, start, stop, self._plaintext(record, identity, start, stop))
 
     def _read_identity(self, org: Org, record: ObjectRecord, sse_customer_key: bytes | None) -> str:
@@ -772,10 +773,9 @@ class ObjectService:
                 raise InvalidArgument(
                     "the object was stored with a customer-provided key; send it to read"
                 )
-            identity = sealing.sse_c_identity(sse_customer_key)
-            if not _same_secret(sealing.recipient_of(identity), record.sse_recipient):
+            if not sealing.sse_c_matches(sse_customer_key, record.sse_recipient):
                 raise AccessDenied("the customer-provided key does not match the object's key")
-            return identity
+            return sealing.sse_c_identity(sse_customer_key)
         if sse_customer_key is not None:
             raise InvalidArgument("the object was not stored with a customer-provided key")
         if any(s.recipient != org.recipient for s in record.segments):
@@ -819,7 +819,7 @@ class ObjectService:
 
     def close(self) -> None:
         """Stop the counter flusher and write what is left; the service is not used after."""
-        self.usage.stop(self.catalog)
+        self.counters.stop()
 
 
 @dataclass(frozen=True)
@@ -857,10 +857,6 @@ def _reuse(segment: Segment) -> NewSegment:
         recipient=segment.recipient,
         blob_id=segment.blob.id,
     )
-
-
-def _same_secret(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 class _IteratorStream:
