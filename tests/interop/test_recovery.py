@@ -15,10 +15,11 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
-from gateway.sealing import SealingReader, SegmentMetadata, generate_identity
+from gateway.sealing import SealingReader, SealResult, SegmentMetadata, generate_identity
 from gateway.sealing.container import ContainerWriter
 
 FORMAT_MD = Path(__file__).resolve().parents[2] / "docs" / "FORMAT.md"
@@ -41,7 +42,7 @@ def recovery_script() -> str:
     return match.group(1)
 
 
-def seal(data: bytes, meta: SegmentMetadata, recipient: str) -> tuple[bytes, object]:
+def seal(data: bytes, meta: SegmentMetadata, recipient: str) -> tuple[bytes, SealResult]:
     reader = SealingReader(io.BytesIO(data), meta, [recipient], block_size=64 * 1024)
     return reader.read(), reader.result
 
@@ -63,7 +64,7 @@ def backend(
     key.write_text(f"# org {ORG}\n{identity}\n")
     objects: dict[tuple[str, str], bytes] = {}
 
-    def put(data: bytes, meta: SegmentMetadata, to: str = recipient) -> tuple[bytes, object]:
+    def put(data: bytes, meta: SegmentMetadata, to: str = recipient) -> tuple[bytes, SealResult]:
         sealed, result = seal(data, meta, to)
         (blobs / "seg" / os.urandom(8).hex()).write_bytes(sealed)
         return sealed, result
@@ -85,7 +86,7 @@ def backend(
             SegmentMetadata(ORG, "backups", "disk.img", part_number=number, upload_id="u-42"),
         )
     # A container of small objects.
-    members = []
+    members: list[tuple[BinaryIO, SegmentMetadata, SealResult]] = []
     for i in range(5):
         data = os.urandom(3000 * i) + b"small object %d" % i
         meta = SegmentMetadata(ORG, "docs", f"notes/{i}.txt", content_type="text/plain")
