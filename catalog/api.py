@@ -22,7 +22,7 @@ Conventions:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,8 +33,11 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Row
 
 from catalog import schema as s
-from catalog.cache import TTLCache
-from catalog.db import WRITE_OPTION, display_url, is_sqlite, make_engine, run_transaction
+from catalog.base import CatalogBase
+from catalog.dav import DavQueries
+from catalog.db import WRITE_OPTION
+from catalog.identity import IdentityQueries
+from catalog.multipart import MultipartQueries
 from catalog.records import (
     AccessKey,
     AuditEntry,
@@ -52,6 +55,7 @@ from catalog.records import (
     UsageEvent,
     User,
 )
+from catalog.tiering import TieringQueries
 from gateway.errors import (
     AlreadyExists,
     BucketNotEmpty,
@@ -226,48 +230,16 @@ def _object(row: Row[Any], segments: tuple[Segment, ...] = ()) -> ObjectRecord:
     )
 
 
-class Catalog:
-    """Metadata of orgs, users, buckets, objects, blobs, intents, usage and leases."""
+class Catalog(
+    IdentityQueries, MultipartQueries, DavQueries, TieringQueries, CatalogBase
+):
+    """Metadata of orgs, users, buckets, objects, blobs, intents, usage and leases.
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        pool_size: int = 10,
-        echo: bool = False,
-        cache_ttl: float = 30.0,
-    ) -> None:
-        """Connect lazily to ``url`` (``sqlite:///path`` or ``mysql+pymysql://...``).
-
-        SQLite runs in WAL mode with a busy timeout; its parent directory is created.
-        ``cache_ttl`` bounds how long orgs, users, access keys and buckets are cached
-        (at most 30 seconds in production; 0 disables the cache).
-        """
-        self.display_url = display_url(url)
-        self._engine = make_engine(url, pool_size=pool_size, echo=echo)
-        self._sqlite = is_sqlite(self._engine)
-        self._cache: TTLCache[Any] = TTLCache(min(cache_ttl, 30.0))
-
-    # -- plumbing --------------------------------------------------------------------------
-    def _write(
-        self, fn: Callable[[Connection], T], *, what: str = "", retry_unique: bool = False
-    ) -> T:
-        return run_transaction(
-            self._engine,
-            fn,
-            write=True,
-            url=self.display_url,
-            what=what,
-            retry_unique=retry_unique,
-        )
-
-    def _read(self, fn: Callable[[Connection], T]) -> T:
-        return run_transaction(self._engine, fn, write=False, url=self.display_url)
-
-    @property
-    def dialect(self) -> str:
-        """``sqlite`` or ``mysql`` (MariaDB included)."""
-        return "sqlite" if self._sqlite else "mysql"
+    The core (orgs, buckets, objects, blobs, intents, usage, leases, audit) is here; each
+    later area keeps its queries in its own mixin module (``catalog/identity.py``,
+    ``catalog/multipart.py``, ``catalog/dav.py``, ``catalog/tiering.py``) over the shared
+    plumbing of :class:`catalog.base.CatalogBase`.
+    """
 
     # -- lifecycle -------------------------------------------------------------------------
     def _alembic_config(self) -> Any:

@@ -292,3 +292,12 @@ audit_log = sa.Table(
     sa.Index("ix_audit_org", "org_id", "id"),
     **ID_TABLE_ARGS,
 )
+
+# Each later area registers its tables on ``metadata`` in its own module; importing them here
+# keeps "the schema" one complete MetaData for queries, migrations and the schema test.
+from catalog import (  # noqa: E402, F401
+    tables_dav,
+    tables_identity,
+    tables_multipart,
+    tables_tiering,
+)

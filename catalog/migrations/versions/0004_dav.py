@@ -1,0 +1,27 @@
+"""Tables of the dav area (see catalog/tables_dav.py).
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-26
+
+Reserved in order so the areas can be built side by side; it creates nothing until its
+area needs tables. Types are spelled out here, never imported from the schema modules.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
