@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -106,13 +106,30 @@ def unseal_limit(data: bytes, repeat: int) -> tuple[float, dict[str, float]]:
     ]
     dctx = zstandard.ZstdDecompressor()
 
+    batch = bytearray(16 * CHUNK_SIZE)
+    out = memoryview(batch)
+
+    # Each step the fastest way we know, as the reader does it: decryption into a reused
+    # buffer, decompression streamed in ~1 MiB inputs (no large output buffer per frame).
     def decrypt() -> None:
-        for chunk in sealed:
-            aead.decrypt(nonce, chunk, None)
+        for i, chunk in enumerate(sealed):
+            aead.decrypt_into(
+                nonce,
+                chunk,
+                None,
+                out[(i % 16) * CHUNK_SIZE : (i % 16) * CHUNK_SIZE + len(chunk) - 16],
+            )
+
+    def decompress() -> None:
+        for frame in frames:
+            dobj = dctx.decompressobj()
+            view = memoryview(frame)
+            for i in range(0, len(frame), 16 * CHUNK_SIZE):
+                dobj.decompress(view[i : i + 16 * CHUNK_SIZE])
 
     steps = {
         "chacha": best(decrypt, repeat),
-        "zstd -d": best(lambda: [dctx.decompress(f) for f in frames], repeat),
+        "zstd -d": best(decompress, repeat),
     }
     return sum(steps.values()), steps
 
@@ -179,12 +196,12 @@ class PatternSource(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        size = min(self._left, size if size >= 0 else self._left, len(self._pattern) - self._pos)
-        out = self._pattern[self._pos : self._pos + size]
+    def readinto(self, buffer: Any) -> int:
+        size = min(self._left, len(buffer), len(self._pattern) - self._pos)
+        buffer[:size] = self._pattern[self._pos : self._pos + size]
         self._pos = (self._pos + size) % len(self._pattern)
         self._left -= size
-        return out
+        return size
 
 
 def peak_rss() -> int:

@@ -5,6 +5,13 @@ byte-level specification; :mod:`gateway.sealing.segment` and :mod:`gateway.seali
 hold the readers and writers, :mod:`gateway.sealing.keys` the key types.
 """
 
+from gateway.sealing.container import (
+    ContainerMember,
+    ContainerReader,
+    ContainerResult,
+    ContainerWriter,
+    read_container_index,
+)
 from gateway.sealing.errors import SealedDataError
 from gateway.sealing.keys import (
     MasterKey,
@@ -33,6 +40,10 @@ from gateway.sealing.segment import (
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_LEVEL",
+    "ContainerMember",
+    "ContainerReader",
+    "ContainerResult",
+    "ContainerWriter",
     "MasterKey",
     "MasterKeyring",
     "SealResult",
@@ -45,6 +56,7 @@ __all__ = [
     "key_id_of",
     "parse_identity_file",
     "plain_size_of",
+    "read_container_index",
     "read_metadata",
     "recipient_of",
     "sse_c_identity",

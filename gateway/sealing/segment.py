@@ -40,8 +40,6 @@ DEFAULT_LEVEL = 3
 MAX_BLOCK_SIZE = 1 << 30
 #: Blocks smaller than this are hashed inline; larger ones in a helper thread.
 _INLINE_HASH = 256 << 10
-#: Sealed bytes read from the source per call when unsealing a whole stream.
-_READ_SIZE = 16 * SEALED_CHUNK_SIZE
 
 KIND_OBJECT = "object"
 KIND_CONTAINER_INDEX = "container-index"
@@ -185,7 +183,7 @@ class SealingReader(io.RawIOBase):
         self._src = plaintext
         self._block_size = block_size
         self._recipients = tuple(recipients)
-        self._cctx = _compressor(level)
+        self._level = level
         file_key = age.new_file_key()
         header = age.build_header(file_key, self._recipients)
         nonce = secrets.token_bytes(NONCE_SIZE)
@@ -203,6 +201,7 @@ class SealingReader(io.RawIOBase):
         self._sha = hashlib.sha256()
         self._hashing: tuple[Future[None], ...] = ()
         self._blocks_read = 0
+        self._readinto = getattr(plaintext, "readinto", None)
         self._buffers: tuple[bytearray, bytearray] | None = None
         self._plain_size = 0
         self._finished = False
@@ -273,34 +272,39 @@ class SealingReader(io.RawIOBase):
         """The next block (a full one unless the source ends), or an empty value at the end.
 
         The first block is read with ``read`` (a small object allocates no more than it
-        needs); later ones go into two reused buffers, alternating, so the one being
-        hashed is never overwritten.
+        needs); later ones go with ``readinto`` into two reused buffers, alternating, so the
+        one being hashed is never overwritten (and no page is faulted in per block).
         """
-        readinto = getattr(self._src, "readinto", None)
-        if self._blocks_read == 0 or readinto is None:
-            parts = []
+        if self._blocks_read and self._readinto is not None:
+            if self._buffers is None:
+                self._buffers = (bytearray(self._block_size), bytearray(self._block_size))
+            view = memoryview(self._buffers[self._blocks_read % 2])
             got = 0
-            while got < self._block_size:
-                piece = self._src.read(self._block_size - got)
-                if not piece:
-                    break
-                parts.append(piece)
-                got += len(piece)
-            self._blocks_read += 1
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        if self._buffers is None:
-            self._buffers = (bytearray(self._block_size), bytearray(self._block_size))
-        view = memoryview(self._buffers[self._blocks_read % 2])
+            try:
+                while got < self._block_size:
+                    count = self._readinto(view[got:])
+                    if count is None:
+                        raise InvalidArgument("the plaintext stream is non-blocking")
+                    if not count:
+                        break
+                    got += count
+            except NotImplementedError:
+                if got:
+                    raise
+                self._readinto = None  # a file object that only implements read()
+            else:
+                self._blocks_read += 1
+                return view[:got]
+        parts = []
         got = 0
         while got < self._block_size:
-            count = readinto(view[got:])
-            if count is None:
-                raise InvalidArgument("the plaintext stream is non-blocking")
-            if not count:
+            piece = self._src.read(self._block_size - got)
+            if not piece:
                 break
-            got += count
+            parts.append(piece)
+            got += len(piece)
         self._blocks_read += 1
-        return view[:got]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _wait_hash(self) -> None:
         for job in self._hashing:
@@ -325,7 +329,9 @@ class SealingReader(io.RawIOBase):
             )
         # A chunker emits the frame in 64 KiB pieces: no large output buffer to allocate
         # (and page-fault) per block, which costs more than the compression of random data.
-        chunker = self._cctx.chunker(size=size, chunk_size=CHUNK_SIZE)
+        # The compressor is the current thread's: a reader may be drained by another thread
+        # than the one that made it, and a block is compressed within this one call.
+        chunker = _compressor(self._level).chunker(size=size, chunk_size=CHUNK_SIZE)
         compressed = 0
         tail = b""
         for finish in (False, True):
@@ -633,6 +639,55 @@ def unseal(
     )
 
 
+_BATCH_CHUNKS = 8
+_BATCH = _BATCH_CHUNKS * SEALED_CHUNK_SIZE
+
+
+class _BatchReader:
+    """Reads the sealed payload a batch of chunks at a time into two reused buffers.
+
+    Two buffers, so the next batch can be read (to learn whether the current one ends the
+    payload) while the current one is still to be decrypted; reused, so they stay in cache
+    and no page is faulted in per batch.
+    """
+
+    def __init__(self, stream: Readable, first: bytes) -> None:
+        self._stream = stream
+        self._readinto = getattr(stream, "readinto", None)
+        self._buffers = (bytearray(_BATCH), bytearray(_BATCH))
+        self._count = 0
+        self._first = first
+
+    def read(self) -> memoryview:
+        """The next batch: full-size unless the stream ends in it; empty at the end."""
+        view = memoryview(self._buffers[self._count % 2])
+        self._count += 1
+        got = len(self._first)
+        if got:
+            view[:got] = self._first
+            self._first = b""
+        while got < _BATCH:
+            count = self._fill(view[got:])
+            if not count:
+                break
+            got += count
+        return view[:got]
+
+    def _fill(self, target: memoryview) -> int:
+        if self._readinto is not None:
+            try:
+                count = self._readinto(target)
+            except NotImplementedError:
+                self._readinto = None
+            else:
+                if count is None:
+                    raise InvalidArgument("the sealed stream is non-blocking")
+                return int(count)
+        piece = self._stream.read(len(target))
+        target[: len(piece)] = piece
+        return len(piece)
+
+
 def _unseal_payload(
     cipher: ChaCha20Poly1305,
     sealed: Readable,
@@ -643,36 +698,41 @@ def _unseal_payload(
 ) -> Iterator[bytes]:
     parser = _StreamParser(name, payload_offset)
     digests = _Digests() if verify else None
-    batch = bytearray(16 * CHUNK_SIZE)
-    view = memoryview(batch)
-    fill = 0
-    index = -1
-    chunks = age.with_last(
-        age.rechunk(age.read_pieces(sealed, rest, _READ_SIZE), SEALED_CHUNK_SIZE)
-    )
-    for index, (chunk, last) in enumerate(chunks):
-        offset = payload_offset + index * SEALED_CHUNK_SIZE
-        size = len(chunk) - TAG_SIZE
-        if size < 0 or (last and index > 0 and size == 0):
-            raise _error("short or empty payload chunk", name, offset, PAYLOAD)
-        try:
-            cipher.decrypt_into(
-                age.chunk_nonce(index, last=last), chunk, None, view[fill : fill + size]
-            )
-        except InvalidTag:
-            reason = "payload chunk failed authentication" + (
-                " (truncated or extended?)" if last else ""
-            )
-            raise _error(reason, name, offset, PAYLOAD) from None
-        fill += size
-        if fill > len(batch) - CHUNK_SIZE or last:
-            for out in parser.feed(view[:fill]):
-                if digests is not None:
-                    digests.update(out)
-                yield out
-            fill = 0
-    if index < 0:
+    reader = _BatchReader(sealed, rest)
+    plain = bytearray(_BATCH_CHUNKS * CHUNK_SIZE)
+    out = memoryview(plain)
+    index = 0
+    current = reader.read()
+    if not current:
         raise _error("the payload has no chunk", name, payload_offset, PAYLOAD)
+    while current:
+        following = reader.read()
+        fill = 0
+        count = -(-len(current) // SEALED_CHUNK_SIZE)
+        for i in range(count):
+            chunk = current[i * SEALED_CHUNK_SIZE : (i + 1) * SEALED_CHUNK_SIZE]
+            last = not following and i == count - 1
+            size = len(chunk) - TAG_SIZE
+            offset = payload_offset + index * SEALED_CHUNK_SIZE
+            if size < 0 or (last and index > 0 and size == 0):
+                raise _error("short or empty payload chunk", name, offset, PAYLOAD)
+            try:
+                cipher.decrypt_into(
+                    age.chunk_nonce(index, last=last), chunk, None, out[fill : fill + size]
+                )
+            except InvalidTag:
+                reason = "payload chunk failed authentication" + (
+                    " (truncated or extended?)" if last else ""
+                )
+                raise _error(reason, name, offset, PAYLOAD) from None
+            fill += size
+            index += 1
+        # Only authenticated plaintext reaches the parser, and only after its whole batch is.
+        for piece in parser.feed(out[:fill]):
+            if digests is not None:
+                digests.update(piece)
+            yield piece
+        current = following
     parser.finish(verify_digests=verify)
     if digests is not None and parser.trailer_fields is not None:
         fields = parser.trailer_fields

@@ -445,3 +445,64 @@ def test_verify_digests_checks_the_trailer() -> None:
     data = data_of(5000)
     sealed, _ = seal(data)
     assert b"".join(unseal(io.BytesIO(sealed), [IDENTITY], verify_digests=True)) == data
+
+
+def test_sources_with_only_read_or_short_reads() -> None:
+    data = data_of(5 * 4096 + 3)
+
+    class ReadOnly(io.RawIOBase):
+        """Implements read() only (readinto raises NotImplementedError), in short pieces."""
+
+        def __init__(self) -> None:
+            self.inner = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            return self.inner.read(min(size, 1000))
+
+    class Trickle(io.RawIOBase):
+        def __init__(self) -> None:
+            self.inner = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+            return self.inner.readinto(memoryview(buffer)[:777])
+
+    for source in (ReadOnly(), Trickle()):
+        reader = SealingReader(source, META, [RECIPIENT], block_size=4096)  # type: ignore[arg-type]
+        sealed = reader.read()
+        assert whole(sealed, reader.result) == data
+        assert frames.segment_layout(reader.result.seek_table).data_frames == 6
+
+
+def test_readers_drained_by_other_threads_interleaved() -> None:
+    """Readers made in one thread and drained, interleaved, by others give sound segments."""
+    import threading
+
+    datas = [data_of(300_000, seed=i) for i in range(4)]
+    readers = [SealingReader(io.BytesIO(d), META, [RECIPIENT], block_size=4096) for d in datas]
+    outs: list[bytearray] = [bytearray() for _ in readers]
+
+    def drain(which: list[int]) -> None:
+        while which:
+            for i in list(which):
+                piece = readers[i].read(10_000)
+                if piece:
+                    outs[i] += piece
+                else:
+                    which.remove(i)
+
+    threads = [
+        threading.Thread(target=drain, args=([0, 1],)),
+        threading.Thread(target=drain, args=([2, 3],)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for data, out, reader in zip(datas, outs, readers, strict=True):
+        assert whole(bytes(out), reader.result) == data
