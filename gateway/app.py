@@ -113,6 +113,11 @@ class Gateway:
         )
         return cls(config, catalog, backends, keyring, objects)
 
+    def start_background(self) -> None:
+        """Start what a long-running process needs beside its requests: the flusher of
+        the read counters (``serve`` calls it; one-shot commands do not)."""
+        self.objects.counters.start()
+
     def readiness(self) -> Readiness:
         """Whether the catalog answers and every backend is reachable, with reasons if not."""
         problems: dict[str, str] = {}

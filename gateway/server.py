@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import signal
 import ssl
 import sys
@@ -144,7 +145,7 @@ class Listeners:
                 except OSError as error:
                     raise ConfigError(
                         f"server.{name}_listen: cannot listen on {address[0]}:{address[1]}: "
-                        f"{error.strerror or error}"
+                        f"{_os_reason(error)}"
                     ) from None
                 self.listeners.append(Listener(name, server, tls is not None))
         except BaseException:
@@ -189,6 +190,14 @@ class Listeners:
         for listener in self.listeners:
             if listener.thread is not None:
                 listener.thread.join(2)
+
+
+def _os_reason(error: OSError) -> str:
+    """The reason of a bind error; cheroot wraps it in a long message of its own."""
+    if error.strerror:
+        return error.strerror
+    reasons = re.findall(r"\[Errno \d+\] ([^)]*)", str(error))
+    return reasons[-1] if reasons else str(error)
 
 
 def _serve(listener: Listener) -> None:
@@ -281,17 +290,19 @@ def serve(
         raise
     listeners = Listeners(gateway, config, factories)
     engine: Engine | None = None
+    serving = False
     try:
         listeners.bind()
         first = ensure_first_admin(gateway)
         urls = listeners.urls()
         print_banner(out, urls, first)
 
-        gateway.objects.usage.start(gateway.catalog)
+        gateway.start_background()
         if config.engine.enabled:
             engine = Engine(gateway, default_tasks(config))
             engine.start()
         listeners.start()
+        serving = True
         log.info("Cool Storage is serving (pid %d)", os.getpid())
         if ready is not None:
             ready(urls)
@@ -313,7 +324,8 @@ def serve(
             engine.stop(timeout=max(5.0, config.server.shutdown_timeout))
         gateway.close()
         _restore_signals(previous)
-        log.info("stopped")
+        if serving:
+            log.info("stopped")
 
 
 def _restore_signals(previous: Mapping[int, Any]) -> None:
