@@ -271,6 +271,11 @@ class MasterKeyring:
     def __repr__(self) -> str:
         return f"MasterKeyring(current={self.current.key_id!r}, keys={sorted(self._keys)!r})"
 
+    @classmethod
+    def from_values(cls, current: str, old: Iterable[str] = ()) -> MasterKeyring:
+        """A ring from key texts (hex or base64): the current key and any old ones."""
+        return cls(MasterKey.from_value(current), [MasterKey.from_value(v) for v in old])
+
     @property
     def key_id(self) -> str:
         """The id of the current key (what new values are wrapped with)."""

@@ -157,3 +157,7 @@ def test_keyring_unwraps_old_values_during_rotation() -> None:
         MasterKeyring(new).unwrap(before, context=b"ak")
     with pytest.raises(IntegrityError):
         key_id_of(b"\x07" + bytes(40))
+    ring2 = MasterKeyring.from_values(
+        os.urandom(32).hex(), [base64.b64encode(os.urandom(32)).decode()]
+    )
+    assert len(ring2.key_ids) == 2 and ring2.unwrap(ring2.wrap(b"v")) == b"v"
