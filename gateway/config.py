@@ -52,8 +52,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
 LISTENERS = ("s3", "webdav", "admin")
 
-#: Backend option names that hold secrets: hidden in dumps, masked in logs, and readable
-#: from a ``<name>_file`` option.
+#: Backend option names that hold secrets: hidden in dumps and masked in logs.
 _SECRET_OPTION = re.compile(r"(secret|password|passwd|token|credential|private)", re.I)
 
 
@@ -526,15 +525,9 @@ def _build_section(name: str, cls: type, raw: dict[str, _Value]) -> Any:
 
 
 def _build_backend(name: str, table: dict[str, _Value]) -> BackendConfig:
-    options: dict[str, Any] = {}
-    for key, item in table.items():
-        if key.endswith("_file") and _SECRET_OPTION.search(key[: -len("_file")]):
-            path = _expect(f"backends.{name}.{key}", item, str)
-            options[key[: -len("_file")]] = _read_secret_file(
-                f"backends.{name}.{key}", path, item.origin
-            )
-        else:
-            options[key] = item.value
+    # Passed through untouched: the plugin validates its options and reads its own
+    # ``<secret>_file`` options.
+    options = {key: item.value for key, item in table.items()}
     if "type" not in options:
         raise ConfigError(f"backends.{name}.type: required value missing (the plugin name)")
     if not isinstance(options["type"], str) or not options["type"]:

@@ -1,0 +1,70 @@
+# Cool Storage: the two commands of the README, and a few helpers.
+#
+#   make run    create .venv, install, and serve (state in ./var; first start prints the
+#               admin user, its S3 key and the endpoints)
+#   make test   install what the tests need (Debian packages, Python packages), run pytest
+#   make lint   ruff and mypy
+#   make bench  run the benchmarks (each prints comparable figures)
+#   make clean  remove caches and build leftovers (never ./var: it holds your data and key)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+PYTEST_ARGS ?=
+
+PACKAGES := gateway protocols tiering catalog admin connectors
+# Checked by `make lint` and by `make test`; grows as the packages become clean.
+LINT_PATHS := gateway/config.py gateway/cli.py gateway/cli_serve.py gateway/cli_config.py \
+	gateway/cli_db.py gateway/cli_keys.py gateway/cli_seal.py gateway/app.py gateway/server.py \
+	gateway/logs.py admin/app.py tiering/engine.py tests/fixtures/servers.py tests/fixtures/tls.py \
+	tests/unit/test_config.py tests/unit/test_cli.py tests/integration/test_serve.py
+
+.PHONY: run test lint lint-all bench clean venv install install-test test-deps
+
+# Stamps make the installs idempotent: pip runs again only when pyproject.toml changes.
+$(BIN)/python:
+	scripts/ensure-venv.sh $(PYTHON) $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+venv: $(BIN)/python
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: $(VENV)/.installed
+	$(BIN)/coolstorage serve
+
+test-deps:
+	scripts/install-test-deps.sh
+
+test: test-deps install-test
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy --follow-imports=silent $(LINT_PATHS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy --follow-imports=silent $(LINT_PATHS)
+
+# Every package, not only the paths known to be clean.
+lint-all: install-test
+	$(BIN)/ruff check $(PACKAGES) tests bench
+	$(BIN)/mypy $(PACKAGES)
+
+bench: install-test
+	@set -e; found=0; for script in bench/*.py; do \
+		[ -e "$$script" ] || continue; found=1; \
+		echo "== $$script"; $(BIN)/python "$$script"; \
+	done; [ $$found -eq 1 ] || echo "no benchmarks yet"
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -f $(VENV)/.installed $(VENV)/.installed-test
