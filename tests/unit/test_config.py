@@ -324,3 +324,29 @@ def test_config_equality_ignores_source(tmp_path: Path) -> None:
     file = write(tmp_path / "c.toml", "")
     assert load_config(file, env={}) == load_config(env={})
     assert isinstance(load_config(env={}), Config)
+
+
+def test_kubernetes_configmap_is_a_valid_config(tmp_path: Path) -> None:
+    import yaml  # PyYAML comes with moto[server], a test dependency
+
+    configmap = yaml.safe_load((REPO / "deploy/kubernetes/configmap.yaml").read_text())
+    file = write(tmp_path / "k8s.toml", configmap["data"]["coolstorage.toml"])
+    config = load_config(
+        file,
+        env={
+            "COOLSTORAGE_CATALOG_URL": "mysql+pymysql://u:p@mariadb/coolstorage",
+            "COOLSTORAGE_KEYS_MASTER_KEY": "00" * 32,
+        },
+    )
+    assert config.backends[config.storage.default_backend].type == "s3"
+    assert config.log.format == "json"
+    deployment, service = yaml.safe_load_all((REPO / "deploy/kubernetes/gateway.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for name in ("s3", "webdav", "admin"):
+        listen = config.server.listen(name)
+        assert listen is not None and listen[1] == ports[name]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert config.server.shutdown_timeout < grace
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
