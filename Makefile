@@ -18,7 +18,8 @@ PACKAGES := gateway protocols tiering catalog admin connectors
 LINT_PATHS := gateway/config.py gateway/cli.py gateway/cli_serve.py gateway/cli_config.py \
 	gateway/cli_db.py gateway/cli_keys.py gateway/cli_seal.py gateway/app.py gateway/server.py \
 	gateway/logs.py admin/app.py tiering/engine.py tests/fixtures/servers.py tests/fixtures/tls.py \
-	tests/unit/test_config.py tests/unit/test_cli.py tests/integration/test_serve.py
+	tests/unit/test_config.py tests/unit/test_cli.py tests/unit/test_readiness.py \
+	tests/integration/test_serve.py
 
 .PHONY: run test lint lint-all bench clean venv install install-test test-deps
 

@@ -269,8 +269,7 @@ class Config:
             for f in dataclasses.fields(cls):
                 value = getattr(section, f.name)
                 if isinstance(value, Secret) and value:
-                    found.append(value.reveal())
-                    found.extend(_url_password(value.reveal()))
+                    found.extend(_secret_parts(value.reveal()))
         for backend in self.backends.values():
             for key, value in backend.options.items():
                 if _SECRET_OPTION.search(key) and isinstance(value, str) and value:
@@ -310,9 +309,14 @@ def _at_least(key: str, value: float, minimum: float) -> None:
         raise ConfigError(f"{key}: must be at least {minimum:g}, got {value:g}")
 
 
-def _url_password(url: str) -> list[str]:
-    match = re.match(r"^[\w+.-]+://[^:/@]*:([^@/]+)@", url)
-    return [match.group(1)] if match else []
+def _secret_parts(value: str) -> list[str]:
+    """What to mask of a secret: for a URL its password (and secret-looking query values),
+    so a plain ``sqlite:///path`` stays readable in messages; anything else whole."""
+    if not re.match(r"^[\w+.-]+://", value):
+        return [value]
+    parts = re.findall(r"^[\w+.-]+://[^:/@]*:([^@/]+)@", value)
+    parts += [v for k, v in re.findall(r"[?&]([^=&]+)=([^&]+)", value) if _SECRET_OPTION.search(k)]
+    return parts
 
 
 # -- loading -------------------------------------------------------------------------------
