@@ -44,6 +44,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 AppFactory = Callable[[Gateway], WSGIApp]
 
 SERVER_NAME = "coolstorage"
+MAX_REQUEST_HEADER_SIZE = 64 * 1024
 
 
 def unavailable_app(message: str) -> WSGIApp:
@@ -137,6 +138,8 @@ class Listeners:
                     shutdown_timeout=math.ceil(server_config.shutdown_timeout),
                 )
                 server.error_log = _cheroot_log  # type: ignore[method-assign]
+                # Unbounded by default; S3 allows 8 KiB of metadata, so 64 KiB is ample.
+                server.max_request_header_size = MAX_REQUEST_HEADER_SIZE
                 tls = server_config.tls
                 if tls is not None:
                     server.ssl_adapter = _ssl_adapter(*tls)
