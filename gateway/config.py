@@ -335,16 +335,15 @@ class _Value:
 _Layer = dict[str, dict[str, _Value]]
 
 
-def find_config_file(
-    path: str | os.PathLike[str] | None, env: Mapping[str, str]
-) -> tuple[Path | None, bool]:
-    """The config file to read and whether it was asked for explicitly (so must exist)."""
+def find_config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read: ``path``, else ``$COOLSTORAGE_CONFIG`` (both must exist),
+    else ``./coolstorage.toml`` if it exists, else None (defaults only)."""
     if path:
-        return Path(path), True
+        return Path(path)
     if env.get(CONFIG_ENV):
-        return Path(env[CONFIG_ENV]), True
+        return Path(env[CONFIG_ENV])
     default = Path(DEFAULT_CONFIG_FILE)
-    return (default, False) if default.is_file() else (None, False)
+    return default if default.is_file() else None
 
 
 def load_config(
@@ -359,7 +358,7 @@ def load_config(
     line) by section and key, and win over everything else.
     """
     env = os.environ if env is None else env
-    file, _explicit = find_config_file(path, env)
+    file = find_config_file(path, env)
     toml_layer: _Layer = {}
     backend_tables: dict[str, dict[str, _Value]] = {}
     if file is not None:
