@@ -306,7 +306,11 @@ def serve(
             engine.start()
         listeners.start()
         serving = True
-        log.info("Cool Storage is serving (pid %d)", os.getpid())
+        log.info(
+            "Cool Storage is serving (pid %d, config: %s)",
+            os.getpid(),
+            config.source or "built-in defaults",
+        )
         if ready is not None:
             ready(urls)
 
