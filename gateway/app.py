@@ -79,7 +79,11 @@ class Gateway:
 
         opened: list[Any] = []
         try:
-            catalog = Catalog(config.catalog.url.reveal(), pool_size=config.catalog.pool_size)
+            catalog = Catalog(
+                config.catalog.url.reveal(),
+                pool_size=config.catalog.pool_size,
+                cache_ttl=config.catalog.cache_ttl,
+            )
             opened.append(catalog)
             if config.catalog.auto_upgrade if upgrade is None else upgrade:
                 catalog.upgrade()
