@@ -158,7 +158,11 @@ class CatalogConfig:
                 "or mysql+pymysql://user:password@host/db"
             )
         _at_least("catalog.pool_size", self.pool_size, 1)
-        _at_least("catalog.cache_ttl", self.cache_ttl, 0)
+        if not 0 <= self.cache_ttl <= 30:
+            raise ConfigError(
+                "catalog.cache_ttl: must be between 0 and 30 seconds (a revoked key or "
+                "password must stop working everywhere within 30 seconds)"
+            )
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,7 @@ def test_wrong_types_name_the_key(tmp_path: Path, toml: str, env: dict[str, str]
         ("[server]\nthreads = 0\n", "server.threads: must be at least 1"),
         ('[log]\nformat = "xml"\n', "log.format: expected one of text, json"),
         ("[sealing]\nlevel = 40\n", "sealing.level"),
+        ("[catalog]\ncache_ttl = 300\n", "catalog.cache_ttl: must be between 0 and 30"),
         ('[catalog]\nurl = "not a url"\n', "catalog.url: expected a database URL"),
         ("[server\n", "config file"),
     ],
