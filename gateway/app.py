@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config import Config
 from gateway.errors import ConfigError, CoolStorageError, NotFound
+from gateway.identity import IdentityService
 
 if TYPE_CHECKING:
     from catalog.api import Catalog
@@ -60,6 +61,8 @@ class Gateway:
         self.backends: dict[str, Backend] = dict(backends)
         self.keyring = keyring
         self.objects = objects
+        #: Authentication for every front end.
+        self.identity = IdentityService(catalog, keyring)
         #: Unique name of this process, used as the owner of catalog leases.
         self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._closed = False
@@ -147,7 +150,7 @@ class Gateway:
         if self._closed:
             return
         self._closed = True
-        for closer in (self.objects.close, *(b.close for b in self.backends.values()), self.catalog.close):
+        for closer in (self.objects.close, self.identity.close, *(b.close for b in self.backends.values()), self.catalog.close):
             try:
                 closer()
             except Exception:
