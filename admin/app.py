@@ -4,7 +4,8 @@
 - ``GET /readyz``: 200 when the catalog answers and every backend is reachable, else 503
   with a JSON body naming what is wrong (a readiness probe; results are cached for a second
   so a busy probe cannot hammer the database).
-- ``/api/v1/raw/{org}/{bucket}[/{key...}]`` with HTTP Basic auth of a local user:
+- ``/api/v1/raw/{org}/{bucket}[/{key...}]`` with HTTP Basic auth (checked by the gateway's
+  identity service, as WebDAV's is):
   ``PUT`` a bucket or an object, ``GET``/``HEAD`` an object (``Range`` supported),
   ``DELETE`` an object or an empty bucket. Bodies stream through in pieces of at most 1 MiB
   both ways. This is the smallest way to reach the ObjectService over HTTP until the core
@@ -32,6 +33,7 @@ from gateway.errors import AccessDenied, CoolStorageError, InvalidArgument
 
 if TYPE_CHECKING:
     from gateway.app import Gateway, Readiness
+    from gateway.principals import Principal
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +232,7 @@ class AdminApp:
         start_response(status, headers)
         return _Body(read.body)
 
-    def _authenticate(self, environ: Environ) -> Any:
-        from gateway.principals import authenticate_basic
-
+    def _authenticate(self, environ: Environ) -> Principal:
         challenge = [("WWW-Authenticate", 'Basic realm="coolstorage", charset="UTF-8"')]
         header = environ.get("HTTP_AUTHORIZATION", "")
         scheme, _, value = header.partition(" ")
@@ -246,9 +246,9 @@ class AdminApp:
         if not sep:
             raise HTTPProblem(401, "Unauthorized", "malformed Basic credentials", challenge)
         try:
-            # authenticate_basic only needs ``.catalog``; its parameter type is nominal.
-            gateway: Any = self.gateway
-            return authenticate_basic(gateway, username, password)
+            return self.gateway.identity.authenticate_password(
+                username, password, client=environ.get("REMOTE_ADDR")
+            )
         except AccessDenied as error:
             raise HTTPProblem(401, "Unauthorized", str(error), challenge) from None
 
