@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 ROLE_ADMIN = "admin"
@@ -230,3 +231,30 @@ class AuditEntry:
     action: str
     org_id: int | None
     details: dict[str, Any]
+
+
+RESTORE_ONGOING = "ongoing"
+RESTORE_DONE = "done"
+
+
+@dataclass(frozen=True)
+class RestoreRecord:
+    """A blob asked back from cold storage: ``ongoing`` until readable, then ``done``
+    with the copy readable until ``expires_at``."""
+
+    blob: Blob
+    org_id: int
+    tier: str
+    days: int
+    status: str
+    requested_by: str
+    requested_at: datetime
+    completed_at: datetime | None
+    expires_at: datetime | None
+    quote_usd: Decimal | None
+
+    def readable_at(self, now: datetime) -> bool:
+        return self.status == RESTORE_DONE and (self.expires_at is None or self.expires_at > now)
+
+    def ongoing(self) -> bool:
+        return self.status == RESTORE_ONGOING

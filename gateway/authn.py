@@ -65,5 +65,5 @@ class Authenticator(ABC):
         Must compare secrets in constant time and never log the password.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most authenticators hold nothing
         """Release connections."""

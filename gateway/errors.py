@@ -162,3 +162,10 @@ class CatalogError(CoolStorageError):
     code = "CatalogError"
     http_status = 503
     retryable = True
+
+
+class NotArchived(CoolStorageError):
+    """{0} is not archived; it can be read without a restore"""
+
+    code = "InvalidObjectState"
+    http_status = 403

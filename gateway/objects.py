@@ -20,13 +20,15 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import BinaryIO, Protocol
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
 
 from catalog.api import Catalog
 from catalog.counters import ReadCounters
 from catalog.records import (
+    RESTORE_DONE,
     Bucket,
     Intent,
     ListPage,
@@ -34,11 +36,11 @@ from catalog.records import (
     NewSegment,
     ObjectRecord,
     Org,
+    RestoreRecord,
     Segment,
     UsageEvent,
 )
 from gateway import sealing
-from gateway.sealing.keys import parse_recipient
 from gateway.errors import (
     AccessDenied,
     AlreadyExists,
@@ -47,17 +49,23 @@ from gateway.errors import (
     InvalidArgument,
     InvalidName,
     InvalidRange,
+    NotArchived,
     ObjectArchived,
     ObjectNotFound,
     QuotaExceeded,
+    RestoreInProgress,
     VaultSealed,
 )
 from gateway.principals import Action, Principal, authorize
-from tiering.backends.base import COLD_CLASSES, DEEP_ARCHIVE, STANDARD, Backend
+from gateway.sealing.keys import parse_recipient
+from gateway.streams import IteratorReader, Readable
+from tiering.backends.base import COLD_CLASSES, STANDARD, Backend
 
 log = logging.getLogger(__name__)
 
 MAX_KEY_BYTES = 1024
+#: The longest a restored copy may be kept, as in S3.
+MAX_RESTORE_DAYS = 30_000
 BLOB_PREFIX = "blobs/"
 IDENTITY_PREFIX = "keys/"
 
@@ -126,6 +134,21 @@ class ObjectView:
         return self.state in (ObjectState.STAGED, ObjectState.RESTORED)
 
 
+@dataclass(frozen=True)
+class RestoreTicket:
+    """The answer to a restore request.
+
+    ``status`` is ``started`` (a restore began; S3 answers 202) or ``available`` (a
+    restored copy is readable already; S3 answers 200). ``quote_usd`` is what the restore
+    costs, quoted before it starts, when the cost model knows the prices.
+    """
+
+    status: str
+    tier: str
+    expires_at: datetime | None
+    quote_usd: Decimal | None = None
+
+
 @dataclass
 class ObjectRead:
     """An open read: what is being served and the plaintext bytes ``[start, stop)``."""
@@ -173,7 +196,7 @@ def validate_bucket_name(name: str) -> None:
 class _CountingReader:
     """Counts what the sealer pulls, so a short body is noticed."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: Readable) -> None:
         self._stream = stream
         self.count = 0
 
@@ -328,7 +351,7 @@ class ObjectService:
         org_name: str,
         bucket_name: str,
         key: str,
-        stream: BinaryIO,
+        stream: Readable,
         *,
         size: int | None = None,
         content_type: str = "application/octet-stream",
@@ -350,9 +373,12 @@ class ObjectService:
         bucket = self._bucket(org, bucket_name)
         if storage_class != STANDARD:
             authorize(principal, Action.ARCHIVE, org, bucket_name)
-        if size is not None and org.quota_bytes is not None:
-            if org.stored_bytes + size > org.quota_bytes:
-                raise QuotaExceeded(org.name)
+        if (
+            size is not None
+            and org.quota_bytes is not None
+            and org.stored_bytes + size > org.quota_bytes
+        ):
+            raise QuotaExceeded(org.name)
         recipients, sse_recipient = self._write_recipients(org, bucket, sse_customer_key)
         now = modified_at or datetime.now(UTC)
         pending = self._seal_to_blob(
@@ -401,7 +427,7 @@ class ObjectService:
         self,
         org: Org,
         bucket: Bucket,
-        stream: BinaryIO,
+        stream: Readable,
         metadata: sealing.SegmentMetadata,
         recipients: list[str],
         *,
@@ -581,7 +607,7 @@ class ObjectService:
             dst_org.name,
             dst_bucket,
             dst_key,
-            _IteratorStream(opened.body),
+            IteratorReader(opened.body),
             size=source.size,
             content_type=new_type,
             user_metadata=metadata,
@@ -712,31 +738,120 @@ class ObjectService:
 
     def view(self, record: ObjectRecord) -> ObjectView:
         """Derive what clients see of ``record`` (DESIGN.md, object states)."""
-        cold = any(s.blob.storage_class in COLD_CLASSES for s in record.segments)
-        if cold or record.storage_class in COLD_CLASSES:
-            restore = self._restore_status(record) if cold else None
-            if restore is not None and restore.ongoing:
-                return ObjectView(record, ObjectState.RESTORING, DEEP_ARCHIVE)
-            if restore is not None and restore.readable:
-                return ObjectView(record, ObjectState.RESTORED, DEEP_ARCHIVE, restore.expires_at)
-            return ObjectView(record, ObjectState.ARCHIVED, DEEP_ARCHIVE)
-        return ObjectView(record, ObjectState.STAGED, record.storage_class)
+        return self.views([record])[0]
 
-    def _restore_status(self, record: ObjectRecord) -> _Restore | None:
-        statuses = []
-        for blob in {s.blob.id: s.blob for s in record.segments}.values():
-            if blob.storage_class not in COLD_CLASSES:
+    def views(self, records: list[ObjectRecord]) -> list[ObjectView]:
+        """Client-visible states of many records (a listing page) with one restore query.
+
+        An object is cold when its class says so: the engine sets DEEP_ARCHIVE once its
+        bytes are archived, and a PUT asking for DEEP_ARCHIVE is archived at once from the
+        client's point of view, wherever its bytes are.
+        """
+        cold = [r.id for r in records if r.storage_class in COLD_CLASSES]
+        restores = self.catalog.restores_for_objects(cold) if cold else {}
+        now = datetime.now(UTC)
+        views = []
+        for record in records:
+            if record.storage_class not in COLD_CLASSES:
+                views.append(ObjectView(record, ObjectState.STAGED, record.storage_class))
                 continue
-            status = self._backend(blob.backend).restore_status(blob.key)
-            statuses.append(status)
-        if not statuses:
-            return None
-        if any(not s.requested for s in statuses):
-            return _Restore(ongoing=False, readable=False, expires_at=None)
-        if any(s.ongoing for s in statuses):
-            return _Restore(ongoing=True, readable=False, expires_at=None)
-        expiries = [s.expires_at for s in statuses if s.expires_at is not None]
-        return _Restore(ongoing=False, readable=True, expires_at=min(expiries, default=None))
+            rows = [self._settle_restore(r, now) for r in restores.get(record.id, [])]
+            if rows and any(r.ongoing() for r in rows):
+                views.append(ObjectView(record, ObjectState.RESTORING, record.storage_class))
+            elif rows and all(r.readable_at(now) for r in rows) and self._covers(record, rows):
+                expiry = min((r.expires_at for r in rows if r.expires_at), default=None)
+                views.append(ObjectView(record, ObjectState.RESTORED, record.storage_class, expiry))
+            else:
+                views.append(ObjectView(record, ObjectState.ARCHIVED, record.storage_class))
+        return views
+
+    @staticmethod
+    def _covers(record: ObjectRecord, rows: list[RestoreRecord]) -> bool:
+        """Every blob of the object has a restore (listings carry no segments: trust rows)."""
+        if not record.segments:
+            return True
+        return {s.blob.id for s in record.segments} <= {r.blob.id for r in rows}
+
+    def _settle_restore(self, row: RestoreRecord, now: datetime) -> RestoreRecord:
+        """An ongoing restore whose backend copy has become readable is marked done.
+
+        The engine polls with backoff; this only spares a reader the wait for its next poll.
+        """
+        if not row.ongoing() or row.blob.storage_class not in COLD_CLASSES:
+            return row
+        status = self._backend(row.blob.backend).restore_status(row.blob.key)
+        if not status.readable:
+            return row
+        expires = status.expires_at or now + timedelta(days=row.days)
+        self.catalog.finish_restore(row.blob.id, expires_at=expires)
+        return replace(row, status=RESTORE_DONE, completed_at=now, expires_at=expires)
+
+    # -- restores ------------------------------------------------------------------------
+    def request_restore(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        key: str,
+        *,
+        days: int = 1,
+        tier: str = "Standard",
+    ) -> RestoreTicket:
+        """Ask for a readable copy of an archived object for ``days`` days.
+
+        Answers ``available`` when a restored copy is readable already, ``started`` when
+        this call began one (for bytes that are still hot, it completes at once). Raises
+        ``RestoreInProgress`` while one runs (requests for objects sharing a blob collapse
+        onto its one restore) and ``NotArchived`` for an object that needs none.
+        """
+        validate_key(key)
+        if tier not in ("Standard", "Bulk"):
+            raise InvalidArgument(
+                f"restore tier {tier!r}: Deep Archive offers Standard (up to 12 hours) and"
+                " Bulk (up to 48 hours)"
+            )
+        if not 1 <= days <= MAX_RESTORE_DAYS:
+            raise InvalidArgument(f"restore days must be between 1 and {MAX_RESTORE_DAYS}")
+        org = self._org(principal, org_name, Action.RESTORE, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        record = self._record(bucket, key)
+        view = self.view(record)
+        if view.state == ObjectState.STAGED:
+            raise NotArchived(key)
+        if view.state == ObjectState.RESTORING:
+            raise RestoreInProgress(key)
+        if view.state == ObjectState.RESTORED:
+            return RestoreTicket("available", tier, view.restore_expiry)
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(days=days)
+        blobs = {s.blob.id: s.blob for s in record.segments}.values()
+        all_done = True
+        for blob in blobs:
+            cold = blob.storage_class in COLD_CLASSES
+            status = (
+                self._backend(blob.backend).request_restore(blob.key, days=days, tier=tier)
+                if cold
+                else None
+            )
+            done = status is None or status.readable
+            all_done = all_done and done
+            self.catalog.start_restore(
+                blob.id,
+                org_id=org.id,
+                tier=tier,
+                days=days,
+                requested_by=principal.name,
+                done=done,
+                expires_at=(status.expires_at if status and status.expires_at else expires_at)
+                if done
+                else None,
+                now=now,
+            )
+        self.catalog.audit(
+            principal.name, "restore.request", org_id=org.id, bucket=bucket.name, key=key,
+            tier=tier, days=days,
+        )
+        return RestoreTicket("started", tier, expires_at if all_done else None)
 
     def get_object(
         self,
@@ -823,13 +938,6 @@ class ObjectService:
 
 
 @dataclass(frozen=True)
-class _Restore:
-    ongoing: bool
-    readable: bool
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True)
 class _PendingSegment:
     """A segment whose blob is written but not yet committed, with its intent row."""
 
@@ -857,26 +965,6 @@ def _reuse(segment: Segment) -> NewSegment:
         recipient=segment.recipient,
         blob_id=segment.blob.id,
     )
-
-
-class _IteratorStream:
-    """A read-only file object over an iterator of byte chunks (bounded buffering)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = bytearray()
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            raise ValueError("read() needs a size on the data path")
-        while len(self._buffer) < size:
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                break
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
 
 
 def identity_blob_key(org: Org) -> str:

@@ -27,7 +27,6 @@ import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.sealing import keys
 from gateway.sealing.errors import HEADER, HMAC, NO_MATCH, SealedDataError
+from gateway.streams import Readable
 
 VERSION_LINE = b"age-encryption.org/v1\n"
 #: Plaintext bytes per payload chunk.
@@ -50,12 +50,6 @@ MAC_SIZE = 32
 #: Limits that bound the work a hostile header can cause before it is authenticated.
 MAX_HEADER_SIZE = 1 << 20
 MAX_STANZAS = 128
-
-
-class Readable(Protocol):
-    """Anything with a binary ``read(size)`` (a file, a socket file, an HTTP body)."""
-
-    def read(self, size: int = ..., /) -> bytes: ...
 
 
 _X25519_INFO = b"age-encryption.org/v1/X25519"

@@ -25,7 +25,7 @@ import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from gateway.errors import InvalidArgument
 from gateway.sealing import age
@@ -41,6 +41,7 @@ from gateway.sealing.segment import (
     unseal,
     unseal_range,
 )
+from gateway.streams import Readable
 
 FOOTER_MAGIC = b"COOLPACK"
 FOOTER_SIZE = 64
@@ -158,7 +159,7 @@ class ContainerWriter(io.RawIOBase):
 
     def __init__(
         self,
-        members: Iterable[tuple[BinaryIO, SegmentMetadata, SealResult]],
+        members: Iterable[tuple[Readable, SegmentMetadata, SealResult]],
         recipients: Sequence[str],
         *,
         index_metadata: SegmentMetadata | None = None,
@@ -173,7 +174,7 @@ class ContainerWriter(io.RawIOBase):
         self._level = level
         self._members: list[ContainerMember] = []
         self._offset = 0
-        self._current: tuple[BinaryIO, SegmentMetadata, SealResult] | None = None
+        self._current: tuple[Readable, SegmentMetadata, SealResult] | None = None
         self._copied = 0
         self._head = bytearray()
         # Lives as long as this writer: closed when the index is sealed, or by close().

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -32,8 +32,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from gateway.errors import InvalidArgument, InvalidRange
 from gateway.sealing import age, frames
-from gateway.sealing.age import CHUNK_SIZE, NONCE_SIZE, SEALED_CHUNK_SIZE, TAG_SIZE, Readable
+from gateway.sealing.age import CHUNK_SIZE, NONCE_SIZE, SEALED_CHUNK_SIZE, TAG_SIZE
 from gateway.sealing.errors import FORMAT, HEADER, MISMATCH, PAYLOAD, SealedDataError
+from gateway.streams import Readable
 
 DEFAULT_BLOCK_SIZE = 4 << 20
 DEFAULT_LEVEL = 3
@@ -167,7 +168,7 @@ class SealingReader(io.RawIOBase):
 
     def __init__(
         self,
-        plaintext: BinaryIO,
+        plaintext: Readable,
         metadata: SegmentMetadata,
         recipients: Sequence[str],
         *,

@@ -823,7 +823,7 @@ class TestS3(BackendSuite):
 
 def test_chunk_iterator_reader_roundtrip() -> None:
     """The default ``copy`` path reads a ``get`` iterator through ``_IteratorReader``."""
-    from tiering.backends.base import _IteratorReader
+    from gateway.streams import IteratorReader as _IteratorReader
 
     chunks = [b"abc", b"", b"defgh", b"i"]
     reader = _IteratorReader(iter(chunks))

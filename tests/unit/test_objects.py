@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +23,11 @@ from gateway.errors import (
     InvalidName,
     InvalidRange,
     ObjectArchived,
+    NotArchived,
     ObjectNotFound,
     PreconditionFailed,
     QuotaExceeded,
+    RestoreInProgress,
     VaultSealed,
 )
 from gateway.objects import ObjectService, RangeSpec
@@ -297,3 +300,61 @@ def test_reads_and_writes_are_metered(service: ObjectService, alice: Principal) 
     totals = service.catalog.usage_totals(org.id)
     assert totals["PUT"] == (1, 5)
     assert totals["GET"] == (1, 5)
+
+
+def test_restore_of_an_object_archived_at_put_completes_at_once(
+    service: ObjectService, alice: Principal
+) -> None:
+    put(service, alice, "cold", b"ice", storage_class="DEEP_ARCHIVE")
+    with pytest.raises(NotArchived):
+        put(service, alice, "warm", b"w")
+        service.request_restore(alice, "acme", "photos", "warm")
+    ticket = service.request_restore(alice, "acme", "photos", "cold", days=2, tier="Bulk")
+    assert ticket.status == "started" and ticket.expires_at is not None
+    view = service.head_object(alice, "acme", "photos", "cold")
+    assert view.state == "restored" and view.storage_class == "DEEP_ARCHIVE"
+    assert view.restore_expiry is not None
+    assert view.restore_expiry > datetime.now(UTC) + timedelta(days=1, hours=23)
+    assert read(service, alice, "cold") == b"ice"
+    again = service.request_restore(alice, "acme", "photos", "cold")
+    assert again.status == "available"
+    with pytest.raises(InvalidArgument):
+        service.request_restore(alice, "acme", "photos", "cold", tier="Expedited")
+
+
+def test_restore_of_a_cold_blob_waits_for_the_backend(
+    service: ObjectService, alice: Principal, tmp_path: Path
+) -> None:
+    slow = open_backend(
+        "slow", {"type": "localfs", "root": str(tmp_path / "slow"), "restore_delay": 0.5}
+    )
+    service.backends["slow"] = slow
+    bucket = service.catalog.create_bucket(
+        service.catalog.get_org("acme").id,  # type: ignore[union-attr]
+        "deep",
+        region="local",
+        backend="slow",
+    )
+    data = os.urandom(3 * BLOCK)
+    service.put_object(alice, "acme", "deep", "k", io.BytesIO(data))
+    service.put_object(alice, "acme", "deep", "twin", io.BytesIO(b"t"))
+    record = service.head_object(alice, "acme", "deep", "k").record
+    # What the tiering engine does when it archives: move the blob, then the class.
+    slow.set_storage_class(record.segments[0].blob.key, "DEEP_ARCHIVE")
+    service.catalog.mark_blobs_archived([record.segments[0].blob.id], "DEEP_ARCHIVE")
+    service.copy_object(alice, "acme", "deep", "k", "deep", "copy")
+    assert service.head_object(alice, "acme", "deep", "k").state == "archived"
+    with pytest.raises(ObjectArchived):
+        read_from = service.get_object(alice, "acme", "deep", "k")
+        b"".join(read_from.body)
+    assert service.request_restore(alice, "acme", "deep", "k").status == "started"
+    assert service.head_object(alice, "acme", "deep", "k").state == "restoring"
+    with pytest.raises(RestoreInProgress):
+        service.request_restore(alice, "acme", "deep", "copy")  # shares the blob
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while service.head_object(alice, "acme", "deep", "k").state != "restored":
+        assert datetime.now(UTC) < deadline, "restore never completed"
+        time.sleep(0.1)
+    assert b"".join(service.get_object(alice, "acme", "deep", "k").body) == data
+    assert b"".join(service.get_object(alice, "acme", "deep", "copy").body) == data
+    assert bucket.backend == "slow"

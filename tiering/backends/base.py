@@ -39,7 +39,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, ClassVar
+
+from gateway.streams import IteratorReader, Readable
 
 STANDARD = "STANDARD"
 DEEP_ARCHIVE = "DEEP_ARCHIVE"
@@ -118,7 +120,7 @@ class Backend(ABC):
     def put(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: Readable,
         *,
         size: int | None = None,
         storage_class: str = STANDARD,
@@ -181,11 +183,11 @@ class Backend(ABC):
         ``put``.
         """
         info = self.head(src_key)
-        reader = _IteratorReader(self.get(src_key))
+        reader = IteratorReader(self.get(src_key))
         try:
             return self.put(
                 dst_key,
-                cast(BinaryIO, reader),
+                reader,
                 size=info.size,
                 storage_class=storage_class or info.storage_class,
             )
@@ -233,46 +235,3 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
-
-
-class _IteratorReader:
-    """A minimal read-only file object over an iterator of byte chunks.
-
-    ``read(n)`` returns at most ``n`` bytes and holds at most one chunk beyond them, so a
-    ``put`` that reads it in parts keeps its memory bound. ``close()`` closes the iterator
-    (releasing the file or connection behind a ``get``).
-    """
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-        self._offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            pieces = [self._buffer[self._offset :]]
-            pieces.extend(self._chunks)
-            self._buffer, self._offset = b"", 0
-            return b"".join(pieces)
-        pieces = []
-        need = size
-        while need > 0:
-            if self._offset >= len(self._buffer):
-                try:
-                    self._buffer, self._offset = next(self._chunks), 0
-                except StopIteration:
-                    break
-                continue
-            piece = self._buffer[self._offset : self._offset + need]
-            self._offset += len(piece)
-            need -= len(piece)
-            pieces.append(piece)
-        return b"".join(pieces)
-
-    def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import unquote
 
 from gateway.errors import (
@@ -59,6 +59,7 @@ from gateway.errors import (
     InvalidRange,
     ObjectArchived,
 )
+from gateway.streams import Readable
 
 from ._common import (
     CHUNK_SIZE,
@@ -409,7 +410,7 @@ class LocalFSBackend(Backend):
     def put(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: Readable,
         *,
         size: int | None = None,
         storage_class: str = STANDARD,

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import boto3
 from botocore.config import Config
@@ -58,6 +58,7 @@ from gateway.errors import (
     InvalidRange,
     ObjectArchived,
 )
+from gateway.streams import Readable
 
 from ._common import (
     CHUNK_SIZE,
@@ -411,7 +412,7 @@ class S3Backend(Backend):
         growth = 2 ** ((part_number - 1) // _GROWTH_EVERY)
         return min(self.part_size * growth, MAX_PART_SIZE)
 
-    def _read_part(self, stream: BinaryIO, size: int) -> tempfile.SpooledTemporaryFile[bytes]:
+    def _read_part(self, stream: Readable, size: int) -> tempfile.SpooledTemporaryFile[bytes]:
         """Read up to ``size`` bytes of ``stream`` into a rewindable buffer.
 
         In memory up to ``part_size``; a larger part (only for very large blobs) spills to
@@ -484,7 +485,7 @@ class S3Backend(Backend):
     def put(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: Readable,
         *,
         size: int | None = None,
         storage_class: str = STANDARD,
@@ -523,7 +524,7 @@ class S3Backend(Backend):
         self,
         key: str,
         full_key: str,
-        stream: BinaryIO,
+        stream: Readable,
         size_hint: int | None,
         class_args: dict[str, str],
         storage_class: str,
