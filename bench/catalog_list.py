@@ -92,7 +92,9 @@ def median_seconds(fn: Callable[[], object], runs: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, help="where to keep the databases (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, help="where to keep the databases (default: a temp dir)"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse databases already in --dir")
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args(argv)
