@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Row
 from catalog import schema as s
 from catalog.base import CatalogBase
 from catalog.records import RESTORE_DONE, RESTORE_ONGOING, Blob, RestoreRecord
-from catalog.tables_tiering import restores
+from catalog.tables_tiering import restores, staged_blobs
 from gateway.errors import RestoreInProgress
 
 
@@ -191,5 +191,56 @@ class TieringQueries(CatalogBase):
                 .limit(limit)
             ).all()
             return [_restore(r) for r in rows]
+
+        return self._read(tx)
+
+    # -- staged small blobs ------------------------------------------------------------------
+    def put_staged(self, key: str, data: bytes) -> datetime:
+        """Store (or replace) the sealed bytes of a small blob; returns its time."""
+        now = datetime.now(UTC)
+
+        def tx(conn: Connection) -> None:
+            conn.execute(staged_blobs.delete().where(staged_blobs.c.key == key))
+            conn.execute(
+                staged_blobs.insert().values(key=key, size=len(data), data=data, created_at=now)
+            )
+
+        self._write(tx, what="staged blob", retry_unique=True)
+        return now
+
+    def get_staged(self, key: str) -> tuple[bytes, datetime] | None:
+        """The sealed bytes of a staged blob and when it was written, or None."""
+
+        def tx(conn: Connection) -> tuple[bytes, datetime] | None:
+            row = conn.execute(
+                sa.select(staged_blobs.c.data, staged_blobs.c.created_at).where(
+                    staged_blobs.c.key == key
+                )
+            ).first()
+            return None if row is None else (bytes(row.data), row.created_at)
+
+        return self._read(tx)
+
+    def delete_staged(self, key: str) -> None:
+        def tx(conn: Connection) -> None:
+            conn.execute(staged_blobs.delete().where(staged_blobs.c.key == key))
+
+        self._write(tx)
+
+    def list_staged(
+        self, prefix: str = "", *, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, int, datetime]]:
+        """``(key, size, created_at)`` of staged blobs whose key starts with ``prefix``,
+        in key order, after the key ``after``."""
+        low = prefix.encode("utf-8")
+
+        def tx(conn: Connection) -> list[tuple[str, int, datetime]]:
+            query = sa.select(staged_blobs.c.key, staged_blobs.c.size, staged_blobs.c.created_at)
+            if low:
+                query = query.where(staged_blobs.c.key >= low, staged_blobs.c.key < low + b"\xff")
+            if after is not None:
+                query = query.where(staged_blobs.c.key > after.encode("utf-8"))
+            rows = conn.execute(query.order_by(staged_blobs.c.key).limit(limit)).all()
+            return [(r.key, int(r.size), r.created_at) for r in rows]
 
         return self._read(tx)

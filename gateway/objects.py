@@ -58,8 +58,9 @@ from gateway.errors import (
 )
 from gateway.principals import Action, Principal, authorize
 from gateway.sealing.keys import parse_recipient
-from gateway.streams import IteratorReader, Readable
+from gateway.streams import IteratorReader, PrefixedReader, Readable, peek
 from tiering.backends.base import COLD_CLASSES, STANDARD, Backend
+from tiering.backends.staging import STAGING, StagingBackend
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ MAX_KEY_BYTES = 1024
 MAX_RESTORE_DAYS = 30_000
 BLOB_PREFIX = "blobs/"
 IDENTITY_PREFIX = "keys/"
+#: More than the sealed format ever adds to a small object (headers, frames, seek table,
+#: 0.1% for incompressible data): bounds the staging backend's blobs.
+_SEALING_OVERHEAD_BOUND = 64 * 1024
 
 
 class Keyring(Protocol):
@@ -220,6 +224,7 @@ class ObjectService:
         block_size: int = 4 << 20,
         level: int = 3,
         counters: ReadCounters | None = None,
+        small_object_threshold: int = 1 << 20,
     ) -> None:
         if default_backend not in backends:
             raise ConfigError(f"storage.default_backend: no backend named {default_backend!r}")
@@ -232,6 +237,13 @@ class ObjectService:
         self.level = level
         #: Read metering: in-memory counters the caller starts (``counters.start()``).
         self.counters = counters or ReadCounters(catalog)
+        #: Objects up to this many bytes are staged in the catalog, not sent to a backend,
+        #: until the engine packs them into a container (0 turns staging off).
+        self.small_object_threshold = small_object_threshold
+        if small_object_threshold > 0:
+            self.backends[STAGING] = StagingBackend(
+                catalog, max_size=small_object_threshold + _SEALING_OVERHEAD_BOUND
+            )
         self._identities: dict[int, str] = {}
         self._identities_lock = threading.Lock()
 
@@ -264,6 +276,8 @@ class ObjectService:
     def store_identity_blobs(self, org: Org) -> None:
         """Write the org's wrapped identity to every backend (idempotent)."""
         for backend in self.backends.values():
+            if backend.name == STAGING:
+                continue
             data = org.identity_wrapped
             backend.put(identity_blob_key(org), io.BytesIO(data), size=len(data))
 
@@ -434,7 +448,8 @@ class ObjectService:
         expected_size: int | None,
         part_number: int = 1,
     ) -> _PendingSegment:
-        backend = self._backend(bucket.backend)
+        stream, small = self._route(stream, expected_size)
+        backend = self.backends[STAGING] if small else self._backend(bucket.backend)
         blob_key = f"{BLOB_PREFIX}{org.id}/{bucket.id}/{uuid.uuid4().hex}"
         intent = self.catalog.add_intent(backend.name, blob_key)
         counted = _CountingReader(stream)
@@ -471,6 +486,21 @@ class ObjectService:
                 recipient=",".join(result.recipients),
             ),
         )
+
+    def _route(self, stream: Readable, size: int | None) -> tuple[Readable, bool]:
+        """Whether the body is small enough to stage, and a stream that yields it whole.
+
+        Without a declared size, at most ``small_object_threshold`` + 1 bytes are peeked.
+        """
+        limit = self.small_object_threshold
+        if limit <= 0:
+            return stream, False
+        if size is not None:
+            return stream, size <= limit
+        head, ended = peek(stream, limit)
+        if ended:
+            return io.BytesIO(head), True
+        return PrefixedReader(head, stream), False
 
     def _discard_blob(self, backend: Backend, blob_key: str, intent: Intent) -> None:
         """Remove a blob nothing references; leave the intent for the sweep if that fails."""

@@ -57,3 +57,33 @@ class IteratorReader:
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
+
+
+class PrefixedReader:
+    """Reads ``prefix`` first, then the rest of ``stream`` (after a bounded peek)."""
+
+    def __init__(self, prefix: bytes, stream: Readable) -> None:
+        self._prefix = memoryview(prefix)
+        self._stream = stream
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._prefix:
+            take = len(self._prefix) if size < 0 else min(size, len(self._prefix))
+            data = bytes(self._prefix[:take])
+            self._prefix = self._prefix[take:]
+            return data
+        return self._stream.read(size)
+
+
+def peek(stream: Readable, limit: int) -> tuple[bytes, bool]:
+    """Read up to ``limit`` + 1 bytes: the bytes and whether the stream ended within
+    ``limit`` (then the bytes are the whole stream)."""
+    pieces: list[bytes] = []
+    total = 0
+    while total <= limit:
+        piece = stream.read(limit + 1 - total)
+        if not piece:
+            return b"".join(pieces), True
+        pieces.append(piece)
+        total += len(piece)
+    return b"".join(pieces), False

@@ -39,7 +39,7 @@ BLOCK = 64 * 1024
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[ObjectService]:
+def service(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ObjectService]:
     catalog = Catalog(f"sqlite:///{tmp_path}/catalog.db")
     catalog.upgrade()
     backend = open_backend("local", {"type": "localfs", "root": str(tmp_path / "blobs")})
@@ -51,6 +51,7 @@ def service(tmp_path: Path) -> Iterator[ObjectService]:
         default_backend="local",
         default_region="local",
         block_size=BLOCK,
+        small_object_threshold=getattr(request, "param", 0),
     )
     yield svc
     svc.close()
@@ -358,3 +359,25 @@ def test_restore_of_a_cold_blob_waits_for_the_backend(
     assert b"".join(service.get_object(alice, "acme", "deep", "k").body) == data
     assert b"".join(service.get_object(alice, "acme", "deep", "copy").body) == data
     assert bucket.backend == "slow"
+
+
+@pytest.mark.parametrize("service", [BLOCK], indirect=True)
+def test_small_objects_are_staged_in_the_catalog(service: ObjectService, alice: Principal) -> None:
+    backend = service.backends["local"]
+    small, edge, large = os.urandom(100), os.urandom(BLOCK), os.urandom(BLOCK + 1)
+    put(service, alice, "small", small)
+    service.put_object(alice, "acme", "photos", "edge", io.BytesIO(edge))  # size unknown
+    service.put_object(alice, "acme", "photos", "large", io.BytesIO(large))  # size unknown
+    assert [b.key.rsplit("/", 1)[0] for b in backend.list("blobs/")] != []
+    assert len(list(backend.list("blobs/"))) == 1
+    staged = list(service.backends["staging"].list("blobs/"))
+    assert len(staged) == 2
+    for key, data in [("small", small), ("edge", edge), ("large", large)]:
+        assert read(service, alice, key) == data
+        assert read(service, alice, key, RangeSpec(10, 20)) == data[10:21]
+    segment = service.head_object(alice, "acme", "photos", "small").record.segments[0]
+    assert segment.blob.backend == "staging"
+    service.delete_object(alice, "acme", "photos", "small")
+    service.delete_object(alice, "acme", "photos", "edge")
+    assert list(service.backends["staging"].list("blobs/")) == []
+    assert service.catalog.due_intents(datetime.now(UTC) + timedelta(days=1)) == []

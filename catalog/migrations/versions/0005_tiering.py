@@ -1,4 +1,4 @@
-"""Tables of the tiering area (see catalog/tables_tiering.py): restores.
+"""Tables of the tiering area (see catalog/tables_tiering.py): restores, staged blobs.
 
 Revision ID: 0005
 Revises: 0004
@@ -59,8 +59,25 @@ def upgrade() -> None:
         **WITH_ID,
     )
     op.create_index("ix_restores_status", "restores", ["status", "next_poll_at"])
+    op.create_table(
+        "staged_blobs",
+        sa.Column(
+            "key",
+            sa.LargeBinary().with_variant(mysql.VARBINARY(1024), "mysql", "mariadb"),
+            primary_key=True,
+        ),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column(
+            "data",
+            sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb"),
+            nullable=False,
+        ),
+        sa.Column("created_at", _ts(), nullable=False),
+        **MYSQL,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("staged_blobs")
     op.drop_index("ix_restores_status", table_name="restores")
     op.drop_table("restores")
