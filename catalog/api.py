@@ -617,6 +617,19 @@ class Catalog(
         )
         self._cache.invalidate(("access-key", access_key_id))
 
+    def set_access_key_secret(
+        self, access_key_id: str, *, secret_wrapped: bytes, secret_key_id: str
+    ) -> None:
+        """Replace the wrapped secret (master key rotation); the secret itself is unchanged."""
+        self._write(
+            lambda conn: conn.execute(
+                s.access_keys.update()
+                .where(s.access_keys.c.access_key_id == access_key_id)
+                .values(secret_wrapped=secret_wrapped, secret_key_id=secret_key_id)
+            )
+        )
+        self._cache.invalidate(("access-key", access_key_id))
+
     # -- buckets ---------------------------------------------------------------------------
     def create_bucket(
         self,

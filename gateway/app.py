@@ -58,6 +58,8 @@ class Gateway:
     ) -> None:
         self.config = config
         self.catalog = catalog
+        #: Every backend by name; from :meth:`open`, the built-in staging backend included,
+        #: so the engine and the sweep see every blob's home.
         self.backends: dict[str, Backend] = dict(backends)
         self.keyring = keyring
         self.objects = objects
@@ -118,7 +120,7 @@ class Gateway:
             "gateway opened",
             extra={"backends": ",".join(backends), "master_key": keyring.key_id},
         )
-        return cls(config, catalog, backends, keyring, objects)
+        return cls(config, catalog, objects.backends, keyring, objects)
 
     def start_background(self) -> None:
         """Start what a long-running process needs beside its requests: the flusher of

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from catalog.api import Catalog
     from gateway.objects import Keyring
 
+#: Master-key wrapping context of access key secrets (docs/FORMAT.md, Keys).
+ACCESS_KEY_CONTEXT = b"access-key-secret"
+
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 
 
@@ -38,7 +41,7 @@ def create_access_key(
         new_access_key_id(),
         user_id=user_id,
         org_id=org_id,
-        secret_wrapped=keyring.wrap(secret.encode()),
+        secret_wrapped=keyring.wrap(secret.encode(), context=ACCESS_KEY_CONTEXT),
         secret_key_id=keyring.key_id,
     )
     return key, secret
@@ -46,4 +49,5 @@ def create_access_key(
 
 def access_key_secret(keyring: Keyring, key: AccessKey) -> str:
     """The plain secret of ``key`` (for signature checks only; never logged)."""
-    return keyring.unwrap(key.secret_wrapped).decode()
+    return keyring.unwrap(key.secret_wrapped, context=ACCESS_KEY_CONTEXT).decode()
+

@@ -44,6 +44,7 @@ from gateway import sealing
 from gateway.errors import (
     AccessDenied,
     AlreadyExists,
+    BadDigest,
     BucketNotFound,
     ConfigError,
     InvalidArgument,
@@ -56,6 +57,7 @@ from gateway.errors import (
     RestoreInProgress,
     VaultSealed,
 )
+from gateway.multipart import MultipartOperations
 from gateway.principals import Action, Principal, authorize
 from gateway.sealing.keys import parse_recipient
 from gateway.streams import IteratorReader, PrefixedReader, Readable, peek
@@ -69,6 +71,9 @@ MAX_KEY_BYTES = 1024
 MAX_RESTORE_DAYS = 30_000
 BLOB_PREFIX = "blobs/"
 IDENTITY_PREFIX = "keys/"
+#: Master-key wrapping context of org identities (docs/FORMAT.md, Keys): a wrapped value
+#: made for one purpose never unwraps as another.
+ORG_IDENTITY_CONTEXT = b"org-identity"
 #: More than the sealed format ever adds to a small object (headers, frames, seek table,
 #: 0.1% for incompressible data): bounds the staging backend's blobs.
 _SEALING_OVERHEAD_BOUND = 64 * 1024
@@ -80,9 +85,9 @@ class Keyring(Protocol):
     @property
     def key_id(self) -> str: ...
 
-    def wrap(self, data: bytes) -> bytes: ...
+    def wrap(self, plaintext: bytes, *, context: bytes = b"") -> bytes: ...
 
-    def unwrap(self, blob: bytes) -> bytes: ...
+    def unwrap(self, wrapped: bytes, *, context: bytes = b"") -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,7 @@ class _CountingReader:
         return data
 
 
-class ObjectService:
+class ObjectService(MultipartOperations):
     """Buckets and objects of every org, for every front end."""
 
     def __init__(
@@ -258,7 +263,7 @@ class ObjectService:
         if org is not None:
             return org
         identity, recipient = sealing.generate_identity()
-        wrapped = self.keyring.wrap(identity.encode())
+        wrapped = self.keyring.wrap(identity.encode(), context=ORG_IDENTITY_CONTEXT)
         try:
             org = self.catalog.create_org(
                 name,
@@ -286,7 +291,9 @@ class ObjectService:
         with self._identities_lock:
             identity = self._identities.get(org.id)
         if identity is None:
-            identity = self.keyring.unwrap(org.identity_wrapped).decode()
+            identity = self.keyring.unwrap(
+                org.identity_wrapped, context=ORG_IDENTITY_CONTEXT
+            ).decode()
             with self._identities_lock:
                 self._identities[org.id] = identity
         return identity
@@ -308,8 +315,14 @@ class ObjectService:
         return principal.orgs()
 
     def list_buckets(self, principal: Principal, org_name: str) -> list[Bucket]:
-        org = self._org(principal, org_name, Action.READ, None)
-        return self.catalog.list_buckets(org.id)
+        """The org's buckets the principal may read (a member whose read right comes from
+        bucket grants sees just those buckets)."""
+        org = self.catalog.get_org(org_name) if principal.role_in(org_name) else None
+        rights = principal.rights_in(org_name) if org is not None else None
+        if org is None or rights is None:
+            authorize(principal, Action.READ, None)
+        assert org is not None and rights is not None
+        return [b for b in self.catalog.list_buckets(org.id) if rights.sees(b.name)]
 
     def create_bucket(
         self,
@@ -376,11 +389,17 @@ class ObjectService:
         if_none_match: bool = False,
         sse_customer_key: bytes | None = None,
         modified_at: datetime | None = None,
+        expected_sha256: str | None = None,
+        expected_md5: str | None = None,
     ) -> ObjectRecord:
         """Seal ``stream`` into a new blob and make it the object at ``key``.
 
         ``size``, when given, is the exact body length: the quota is checked before reading
         and a shorter or longer body is refused. The object becomes visible only once whole.
+        ``expected_sha256``/``expected_md5`` (hex digests a client declared) are compared
+        with the digests the sealer computes anyway, after the blob is written and before
+        anything is committed: a mismatch discards the blob and raises ``BadDigest``, so a
+        front end never hashes the body a second time.
         """
         validate_key(key)
         org = self._org(principal, org_name, Action.WRITE, bucket_name)
@@ -408,6 +427,8 @@ class ObjectService:
             ),
             recipients,
             expected_size=size,
+            expected_sha256=expected_sha256,
+            expected_md5=expected_md5,
         )
         new = NewObject(
             bucket_id=bucket.id,
@@ -447,6 +468,8 @@ class ObjectService:
         *,
         expected_size: int | None,
         part_number: int = 1,
+        expected_sha256: str | None = None,
+        expected_md5: str | None = None,
     ) -> _PendingSegment:
         stream, small = self._route(stream, expected_size)
         backend = self.backends[STAGING] if small else self._backend(bucket.backend)
@@ -463,6 +486,7 @@ class ObjectService:
                 raise InvalidArgument(
                     f"the body had {result.plain_size} bytes but {expected_size} were declared"
                 )
+            _check_digests(result, expected_sha256, expected_md5)
         except BaseException:
             self._discard_blob(backend, blob_key, intent)
             raise
@@ -995,6 +1019,16 @@ def _reuse(segment: Segment) -> NewSegment:
         recipient=segment.recipient,
         blob_id=segment.blob.id,
     )
+
+
+def _check_digests(
+    result: sealing.SealResult, expected_sha256: str | None, expected_md5: str | None
+) -> None:
+    """``BadDigest`` when a digest the client declared differs from the sealer's."""
+    if expected_sha256 is not None and expected_sha256.lower() != result.sha256:
+        raise BadDigest("SHA-256", expected=expected_sha256, computed=result.sha256)
+    if expected_md5 is not None and expected_md5.lower() != result.md5:
+        raise BadDigest("MD5", expected=expected_md5, computed=result.md5)
 
 
 def identity_blob_key(org: Org) -> str:
