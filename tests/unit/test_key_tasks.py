@@ -12,8 +12,8 @@ from gateway.app import Gateway
 from gateway.bootstrap import ensure_first_admin
 from gateway.config import load_config
 from gateway.credentials import access_key_secret
+from gateway.errors import NotFound
 from gateway.keys import export_org_identity, rotate_master
-from gateway.sealing.keys import MasterKey
 
 
 def open_gateway(tmp_path: Path, key: str, previous: list[str] | None = None) -> Gateway:
@@ -80,6 +80,8 @@ def test_export_writes_an_identity_that_opens_the_org_blobs(tmp_path: Path) -> N
         entries = gw.catalog.audit_entries()
         assert any(e.action == "keys.export" for e in entries)
         assert all(identities[0] not in str(e.details) for e in entries)
-    with pytest.raises(Exception, match="org"):
-        with open_gateway(tmp_path, str(tmp_path / "master.key")) as gw:
-            export_org_identity(gw, "no-such-org", io.StringIO())
+    with (
+        open_gateway(tmp_path, str(tmp_path / "master.key")) as gw,
+        pytest.raises(NotFound, match="no-such-org"),
+    ):
+        export_org_identity(gw, "no-such-org", io.StringIO())
