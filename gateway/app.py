@@ -55,6 +55,7 @@ class Gateway:
         backends: Mapping[str, Backend],
         keyring: MasterKeyring,
         objects: ObjectService,
+        identity: IdentityService | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -63,8 +64,13 @@ class Gateway:
         self.backends: dict[str, Backend] = dict(backends)
         self.keyring = keyring
         self.objects = objects
-        #: Authentication for every front end.
-        self.identity = IdentityService(catalog, keyring)
+        #: Authentication and access administration for every front end.
+        self.identity = identity or IdentityService.from_config(
+            config,
+            catalog,
+            keyring,
+            ensure_org=objects.ensure_org if objects is not None else None,
+        )
         #: Unique name of this process, used as the owner of catalog leases.
         self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._closed = False
@@ -111,6 +117,9 @@ class Gateway:
                 block_size=config.sealing.block_size,
                 level=config.sealing.level,
             )
+            identity = IdentityService.from_config(
+                config, catalog, keyring, ensure_org=objects.ensure_org
+            )
         except BaseException:
             for thing in reversed(opened):
                 with contextlib.suppress(Exception):
@@ -120,7 +129,7 @@ class Gateway:
             "gateway opened",
             extra={"backends": ",".join(backends), "master_key": keyring.key_id},
         )
-        return cls(config, catalog, objects.backends, keyring, objects)
+        return cls(config, catalog, objects.backends, keyring, objects, identity)
 
     def start_background(self) -> None:
         """Start what a long-running process needs beside its requests: the flusher of

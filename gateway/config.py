@@ -210,6 +210,129 @@ class EngineConfig:
         _at_least("engine.orphan_age", self.orphan_age, 0)
 
 
+#: Authenticator names ``identity.authenticators`` may list.
+AUTHENTICATORS = ("local", "ldap")
+#: Right names (see gateway.principals.Action).
+RIGHTS = ("read", "write", "delete", "archive", "restore", "manage")
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """``[identity]``: authenticators, credential cache, default rights, tokens, throttling."""
+
+    #: Tried in this order; "local" (catalog users) and "ldap" (the [ldap] section).
+    authenticators: list[str] = field(default_factory=lambda: ["local"])
+    #: Seconds a successful authentication is cached (0-30).
+    cache_ttl: float = 30.0
+    #: Rights every org member holds without grants.
+    member_default_rights: list[str] = field(default_factory=lambda: ["read", "write", "delete"])
+    #: Lifetime of admin API bearer tokens, in seconds.
+    token_ttl: float = 43200.0
+    #: Failed logins are counted per user name and per client address over this window...
+    login_window: float = 300.0
+    #: ...and from this many failures on, further attempts are refused...
+    login_max_failures: int = 5
+    #: ...for this many seconds, doubled with each further failure (at most an hour).
+    login_backoff: float = 60.0
+
+    def validate(self) -> None:
+        if not self.authenticators:
+            raise ConfigError("identity.authenticators: list at least one authenticator")
+        for name in self.authenticators:
+            if name not in AUTHENTICATORS:
+                raise ConfigError(
+                    f"identity.authenticators: unknown authenticator {name!r} "
+                    f"(known: {', '.join(AUTHENTICATORS)})"
+                )
+        if len(set(self.authenticators)) != len(self.authenticators):
+            raise ConfigError("identity.authenticators: an authenticator is listed twice")
+        if not 0 <= self.cache_ttl <= 30:
+            raise ConfigError(
+                "identity.cache_ttl: must be between 0 and 30 seconds (a revoked key or "
+                "password must stop working everywhere within 30 seconds)"
+            )
+        for name in self.member_default_rights:
+            if name not in RIGHTS:
+                raise ConfigError(
+                    f"identity.member_default_rights: unknown right {name!r} "
+                    f"(rights: {', '.join(RIGHTS)})"
+                )
+        _at_least("identity.token_ttl", self.token_ttl, 60)
+        if self.login_window <= 0:
+            raise ConfigError("identity.login_window: must be a positive number of seconds")
+        _at_least("identity.login_max_failures", self.login_max_failures, 1)
+        _at_least("identity.login_backoff", self.login_backoff, 0)
+
+
+@dataclass(frozen=True)
+class LdapConfig:
+    """``[ldap]``: the directory, used when ``identity.authenticators`` lists "ldap".
+
+    The keys are :meth:`gateway.ldap_auth.LdapAuthenticator.from_options`'s, which checks
+    them when the gateway opens; empty strings mean "not set".
+    """
+
+    #: "ldap://host" or "ldaps://host:636", or a list of them tried in order.
+    url: Any = ""
+    start_tls: bool = False
+    ca_file: str = ""
+    bind_dn: str = ""
+    bind_password: Secret = field(default_factory=lambda: Secret(""))
+    user_dn_template: str = ""
+    user_base: str = ""
+    user_filter: str = "(uid={username})"
+    username_attribute: str = "uid"
+    group_base: str = ""
+    group_filter: str = "(|(member={dn})(memberUid={username}))"
+    group_name_attribute: str = "cn"
+    display_name_attribute: str = "displayName"
+    mail_attribute: str = "mail"
+    country_attribute: str = "c"
+    latitude_attribute: str = ""
+    longitude_attribute: str = ""
+    connect_timeout: float = 5.0
+    receive_timeout: float = 10.0
+    pool_size: int = 4
+    #: A list of {group = "DN or name", org = "name", role = "admin" | "member"} tables.
+    group_mappings: Any = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not isinstance(self.url, str) and not (
+            isinstance(self.url, list) and all(isinstance(u, str) for u in self.url)
+        ):
+            raise ConfigError("ldap.url: expected an ldap:// or ldaps:// URL or a list of them")
+        if not isinstance(self.group_mappings, list):
+            raise ConfigError(
+                "ldap.group_mappings: expected a list of {group, org, role} tables"
+            )
+
+    def options(self) -> dict[str, Any]:
+        """The options for ``LdapAuthenticator.from_options``: set values only (empty
+        strings and an empty password left out; an empty ``country_attribute`` is passed,
+        as it turns the attribute off). Every field is an authenticator option; a field
+        that configures the gateway instead must be skipped here."""
+        result: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Secret):
+                if value:
+                    result[f.name] = value
+                continue
+            if value == "" and f.name != "country_attribute":
+                continue
+            result[f.name] = value
+        return result
+
+    @property
+    def mapped_orgs(self) -> frozenset[str]:
+        """The orgs ``group_mappings`` name: their memberships follow the directory."""
+        return frozenset(
+            str(m["org"]).strip()
+            for m in self.group_mappings
+            if isinstance(m, Mapping) and isinstance(m.get("org"), str)
+        )
+
+
 @dataclass(frozen=True)
 class LogConfig:
     """``[log]``: level and line format of the log on stderr."""
@@ -258,6 +381,8 @@ class Config:
     sealing: SealingConfig = field(default_factory=SealingConfig)
     keys: KeysConfig = field(default_factory=KeysConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    ldap: LdapConfig = field(default_factory=LdapConfig)
     log: LogConfig = field(default_factory=LogConfig)
     #: The TOML file read, if any (not an option).
     source: str | None = field(default=None, compare=False)
@@ -416,6 +541,10 @@ def load_config(
         validate = getattr(getattr(config, name), "validate", None)
         if validate is not None:
             validate()
+    if "ldap" in config.identity.authenticators and not config.ldap.url:
+        raise ConfigError(
+            'ldap.url: required value missing (identity.authenticators lists "ldap")'
+        )
     if config.storage.default_backend not in backends:
         raise ConfigError(
             f"storage.default_backend: no backend named {config.storage.default_backend!r} "
@@ -562,6 +691,10 @@ _TYPE_NAMES: dict[Any, str] = {
 
 
 def _coerce(key: str, item: _Value, hint: Any) -> Any:
+    if hint is Any:
+        # Free-form values (lists of tables, "a string or a list"): the section's
+        # validate() and its consumer check them. From text, a TOML value if it parses.
+        return _env_scalar(item.value) if item.text and isinstance(item.value, str) else item.value
     if hint is Secret:
         return Secret(_expect(key, item, str, secret=True))
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
