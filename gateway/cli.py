@@ -34,6 +34,7 @@ COMMAND_MODULES: list[str] = [
     "gateway.cli_db",
     "gateway.cli_keys",
     "gateway.cli_seal",
+    "gateway.cli_identity",
 ]
 
 
