@@ -169,3 +169,10 @@ class NotArchived(CoolStorageError):
 
     code = "InvalidObjectState"
     http_status = 403
+
+
+class BadDigest(CoolStorageError):
+    """The {0} of the body does not match the one the client declared"""
+
+    code = "BadDigest"
+    http_status = 400
