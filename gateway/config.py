@@ -334,6 +334,37 @@ class LdapConfig:
 
 
 @dataclass(frozen=True)
+class S3Config:
+    """``[s3]``: the S3 endpoint.
+
+    ``base_domains`` are the host names the endpoint answers virtual-hosted-style requests
+    for (``bucket.s3.example.com`` with ``s3.example.com`` listed); any other Host is path
+    style. A bucket's region (GetBucketLocation) is the bucket's own, set at creation from
+    the client's LocationConstraint or ``storage.default_region``.
+    """
+
+    base_domains: list[str] = field(default_factory=list)
+    #: Largest single PUT or part, in bytes (S3: 5 GiB).
+    max_object_size: int = 5 * 1024**3
+    #: Days after which an upload never completed is aborted and its parts deleted.
+    multipart_expiry_days: float = 7.0
+    #: Seconds between two runs of the expiry task (one engine at a time, by lease).
+    multipart_expiry_interval: float = 3600.0
+    #: Believe ``X-Forwarded-Proto: https`` from a TLS-terminating proxy (SSE-C needs TLS).
+    trust_forwarded_proto: bool = False
+
+    def validate(self) -> None:
+        _at_least("s3.max_object_size", self.max_object_size, 1)
+        _at_least("s3.multipart_expiry_days", self.multipart_expiry_days, 0)
+        _at_least("s3.multipart_expiry_interval", self.multipart_expiry_interval, 1)
+        for domain in self.base_domains:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+", domain) or domain.startswith("."):
+                raise ConfigError(
+                    f"s3.base_domains: {domain!r} is not a host name (e.g. s3.example.com)"
+                )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """``[log]``: level and line format of the log on stderr."""
 
@@ -383,6 +414,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     ldap: LdapConfig = field(default_factory=LdapConfig)
+    s3: S3Config = field(default_factory=S3Config)
     log: LogConfig = field(default_factory=LogConfig)
     #: The TOML file read, if any (not an option).
     source: str | None = field(default=None, compare=False)

@@ -62,8 +62,10 @@ def unavailable_app(message: str) -> WSGIApp:
 
 
 def s3_app(gateway: Gateway) -> WSGIApp:
-    """The S3 listener's app (protocols/s3 replaces this placeholder)."""
-    return unavailable_app("S3 endpoint not yet available")
+    """The S3 listener's app: the S3 front end (protocols/s3)."""
+    from protocols.s3.app import make_s3_app
+
+    return make_s3_app(gateway)
 
 
 def webdav_app(gateway: Gateway) -> WSGIApp:

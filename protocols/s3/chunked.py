@@ -36,6 +36,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from protocols.s3 import checksums
@@ -605,3 +606,64 @@ def body_reader(
         checksum=checksum,
         max_length=max_length,
     )
+
+
+@dataclass(frozen=True)
+class SealerDigests:
+    """Digests a request declared that the sealer verifies instead of the body reader.
+
+    The sealer computes MD5 and SHA-256 of every plaintext anyway (for the ETag and the
+    catalog), so for an object or part body the reader leaves those two to it: the values
+    go to ``ObjectService.put_object(expected_sha256=..., expected_md5=...)``, which compares
+    them before committing. ``sha256_is_payload`` tells which S3 error a SHA-256 mismatch
+    is: the signed payload hash (``XAmzContentSHA256Mismatch``) or an
+    ``x-amz-checksum-sha256`` header (``BadDigest``). ``echo_sha256`` asks for the object's
+    SHA-256 to be returned as ``x-amz-checksum-sha256``.
+    """
+
+    sha256: str | None = None
+    md5: str | None = None
+    sha256_is_payload: bool = False
+    echo_sha256: bool = False
+
+
+def object_body_reader(
+    raw: Readable,
+    ctx: AuthContext,
+    headers: Mapping[str, str],
+    *,
+    content_length: int | None,
+    max_length: int | None = MAX_SINGLE_PUT,
+) -> tuple[PayloadVerifier | AwsChunkedReader, SealerDigests]:
+    """Like :func:`body_reader`, for a body the sealer hashes anyway (see
+    :class:`SealerDigests`): the reader verifies only what the sealer does not (CRCs, SHA-1,
+    a SHA-256 that arrives in a trailer, chunk signatures), and the returned digests are for
+    the ObjectService to check. Malformed digest headers still fail before the body is read.
+    """
+    h = {k.lower(): v for k, v in headers.items()}
+    checksum = checksums.requested_checksum(h)
+    md5_raw = parse_content_md5(h.get("content-md5"))
+    sha256 = ctx.declared_sha256 if not ctx.payload_mode.streaming else None
+    is_payload = sha256 is not None
+    echo = False
+    if checksum is not None and checksum.algorithm == checksums.SHA256 and not checksum.in_trailer:
+        if checksum.expected is None:
+            echo, checksum = True, None
+        elif sha256 is None or sha256 == checksum.expected.hex():
+            sha256, is_payload, echo, checksum = checksum.expected.hex(), is_payload, True, None
+    digests = SealerDigests(
+        sha256=sha256,
+        md5=md5_raw.hex() if md5_raw is not None else None,
+        sha256_is_payload=is_payload,
+        echo_sha256=echo,
+    )
+    reader: PayloadVerifier | AwsChunkedReader
+    if ctx.payload_mode.streaming:
+        reader = AwsChunkedReader(
+            raw, ctx, checksum=checksum, content_length=content_length, max_length=max_length
+        )
+    else:
+        reader = PayloadVerifier(
+            raw, content_length=content_length, checksum=checksum, max_length=max_length
+        )
+    return reader, digests

@@ -551,7 +551,8 @@ def from_domain(exc: domain.CoolStorageError, resource: str | None = None) -> S3
         )
     cls = BY_CODE.get(exc.code)
     if cls is not None and not isinstance(exc, domain.IntegrityError):
-        err = cls(resource=resource)
+        # The domain's message names what went wrong (which part, which key); use it.
+        err = cls(msg if exc.args and cls.status < 500 else None, resource=resource)
         if cls.status != exc.http_status and 400 <= exc.http_status < 500:
             # The domain's status wins over a class default only for client errors.
             return GenericError(cls.code, exc.http_status, err.message, resource=resource)
