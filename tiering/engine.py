@@ -287,10 +287,28 @@ def orphan_sweep_task(interval: float, orphan_age: float) -> PeriodicTask:
     return PeriodicTask("sweep", interval, sweep, lease="sweep")
 
 
+def multipart_expiry_task(interval: float, expiry_days: float) -> PeriodicTask:
+    """Abort multipart uploads started more than ``expiry_days`` ago and delete their parts
+    (:meth:`gateway.multipart.MultipartOperations.abort_stale_uploads`), under the lease
+    "multipart-expiry"."""
+
+    async def expire(engine: Engine) -> int:
+        older_than = datetime.now(UTC) - timedelta(days=expiry_days)
+        aborted = await engine.run_sync(engine.gateway.objects.abort_stale_uploads, older_than)
+        if aborted:
+            log.info("aborted %d multipart uploads older than %g days", aborted, expiry_days)
+        return aborted
+
+    return PeriodicTask("multipart-expiry", interval, expire, lease="multipart-expiry")
+
+
 #: Builders of the engine's tasks from the config; a later feature (tiering, restores,
 #: usage export) appends its own. A builder returns None when its feature is turned off.
 TASK_BUILDERS: list[Callable[[Config], PeriodicTask | None]] = [
     lambda config: orphan_sweep_task(config.engine.sweep_interval, config.engine.orphan_age),
+    lambda config: multipart_expiry_task(
+        config.s3.multipart_expiry_interval, config.s3.multipart_expiry_days
+    ),
 ]
 
 
