@@ -188,6 +188,44 @@ class SealingConfig:
 
 
 @dataclass(frozen=True)
+class WebdavConfig:
+    """``[webdav]``: the WebDAV front end (network drives, davfs2, rclone)."""
+
+    #: The realm named in ``WWW-Authenticate: Basic realm="..."``.
+    realm: str = "Cool Storage"
+    #: Bytes per read and write of a body; wsgidav's own default (8 KiB) is 2-3x slower.
+    block_size: int = 1024 * 1024
+    #: Answer ``PROPFIND`` with ``Depth: infinity`` (or no Depth) instead of refusing it
+    #: with 403 ``propfind-finite-depth``; it walks a whole bucket in one request.
+    allow_depth_infinity: bool = False
+    #: How an empty folder is kept: "" stores a zero-byte object "folder/" (as the S3
+    #: console does, so S3 listings show the folder too); a name such as ".keep" stores
+    #: "folder/.keep" instead, hidden from WebDAV listings.
+    folder_marker: str = ""
+    #: Longest lifetime of a WebDAV lock in seconds; longer or infinite requests get this.
+    lock_timeout_max: float = 86400.0
+    #: Days a copy restored by reading an archived file stays readable (restore-on-read),
+    #: unless the org's setting "restore_days" says otherwise.
+    restore_days: int = 7
+    #: Largest dead property (PROPPATCH) value, in bytes of XML.
+    max_property_bytes: int = 65536
+    #: Show an HTML listing when a browser GETs a folder.
+    dir_browser: bool = True
+
+    def validate(self) -> None:
+        if not self.realm or '"' in self.realm or "\\" in self.realm:
+            raise ConfigError("webdav.realm: must be non-empty, without quotes or backslashes")
+        if not 64 * 1024 <= self.block_size <= 16 * 1024 * 1024:
+            raise ConfigError("webdav.block_size: must be between 65536 and 16777216 bytes")
+        if "/" in self.folder_marker or self.folder_marker in (".", ".."):
+            raise ConfigError('webdav.folder_marker: "" or a file name without "/"')
+        _at_least("webdav.lock_timeout_max", self.lock_timeout_max, 60)
+        if not 1 <= self.restore_days <= 30000:
+            raise ConfigError("webdav.restore_days: must be between 1 and 30000")
+        _at_least("webdav.max_property_bytes", self.max_property_bytes, 1024)
+
+
+@dataclass(frozen=True)
 class KeysConfig:
     """``[keys]``: the operator's master key, which wraps every org's identity."""
 
@@ -411,6 +449,7 @@ class Config:
     backends: Mapping[str, BackendConfig] = field(default_factory=dict)
     sealing: SealingConfig = field(default_factory=SealingConfig)
     keys: KeysConfig = field(default_factory=KeysConfig)
+    webdav: WebdavConfig = field(default_factory=WebdavConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     ldap: LdapConfig = field(default_factory=LdapConfig)

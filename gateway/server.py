@@ -69,8 +69,10 @@ def s3_app(gateway: Gateway) -> WSGIApp:
 
 
 def webdav_app(gateway: Gateway) -> WSGIApp:
-    """The WebDAV listener's app (protocols/webdav replaces this placeholder)."""
-    return unavailable_app("WebDAV endpoint not yet available")
+    """The WebDAV listener's app (protocols/webdav)."""
+    from protocols.webdav import make_webdav_app
+
+    return make_webdav_app(gateway)
 
 
 def admin_app(gateway: Gateway) -> WSGIApp:
