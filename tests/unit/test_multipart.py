@@ -289,7 +289,7 @@ def test_customer_keys_follow_the_upload(service: ObjectService, alice: Principa
 
 
 def test_listing_uploads_and_parts(service: ObjectService, alice: Principal) -> None:
-    ids = {}
+    ids: dict[str, list[str]] = {}
     for key in ["a/1", "a/2", "b", "c/x/y", "a/1"]:
         ids.setdefault(key, []).append(start(service, alice, key=key))
     page = service.list_multipart_uploads(alice, "acme", BUCKET)
