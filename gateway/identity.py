@@ -1032,7 +1032,9 @@ class IdentityService:
         self._cache.invalidate(self._cache_key("access-key", access_key_id))
         if key.revoked_at is not None:
             return False
+        owner = self.catalog.get_user_by_id(key.user_id)
         self.catalog.audit(
-            actor.name, "key.revoke", org_id=key.org_id, access_key_id=access_key_id
+            actor.name, "key.revoke", org_id=key.org_id, access_key_id=access_key_id,
+            user=owner.name if owner else key.user_id,
         )
         return True
