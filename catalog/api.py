@@ -38,6 +38,7 @@ from catalog.dav import DavQueries
 from catalog.db import WRITE_OPTION
 from catalog.identity import IdentityQueries
 from catalog.multipart import MultipartQueries
+from catalog.placement import PlacementQueries
 from catalog.records import (
     AccessKey,
     AuditEntry,
@@ -231,7 +232,7 @@ def _object(row: Row[Any], segments: tuple[Segment, ...] = ()) -> ObjectRecord:
 
 
 class Catalog(
-    IdentityQueries, MultipartQueries, DavQueries, TieringQueries, CatalogBase
+    IdentityQueries, MultipartQueries, DavQueries, TieringQueries, PlacementQueries, CatalogBase
 ):
     """Metadata of orgs, users, buckets, objects, blobs, intents, usage and leases.
 

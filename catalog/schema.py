@@ -299,5 +299,6 @@ from catalog import (  # noqa: E402, F401
     tables_dav,
     tables_identity,
     tables_multipart,
+    tables_placement,
     tables_tiering,
 )

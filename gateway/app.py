@@ -87,6 +87,7 @@ class Gateway:
         from catalog.api import Catalog
         from gateway.objects import ObjectService
         from tiering.backends import open_backend
+        from tiering.placement import Placement
 
         opened: list[Any] = []
         try:
@@ -108,6 +109,7 @@ class Gateway:
                 backends[name] = backend
 
             keyring = load_keyring(config)
+            placement = Placement.from_config(config, catalog, backends=backends)
             objects = ObjectService(
                 catalog,
                 backends,
@@ -116,6 +118,7 @@ class Gateway:
                 default_region=config.storage.default_region,
                 block_size=config.sealing.block_size,
                 level=config.sealing.level,
+                placement=placement,
             )
             identity = IdentityService.from_config(
                 config, catalog, keyring, ensure_org=objects.ensure_org

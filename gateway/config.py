@@ -174,6 +174,38 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class PlacementConfig:
+    """``[placement]``: how a new bucket's region is chosen (tiering/placement.py).
+
+    The regions themselves are ``[regions.CODE]`` tables; both are copied into the catalog
+    at start-up, where the admin API can change them.
+    """
+
+    #: Client networks and where they are: a list of {cidr = "192.0.2.0/24", country =
+    #: "DE"} or {cidr, latitude, longitude} tables, for users whose profile says neither.
+    networks: Any = field(default_factory=list)
+    #: Country locations added to or correcting the built-in table (capitals):
+    #: {XX = [latitude, longitude]}.
+    country_locations: Any = field(default_factory=dict)
+
+    def validate(self) -> None:
+        from gateway.errors import InvalidArgument
+        from tiering.placement import parse_country_locations, parse_network
+
+        if not isinstance(self.networks, list):
+            raise ConfigError("placement.networks: expected a list of {cidr, country} tables")
+        try:
+            for table in self.networks:
+                parse_network(table)
+        except InvalidArgument as error:
+            raise ConfigError(f"placement.networks: {error}") from None
+        try:
+            parse_country_locations(self.country_locations)
+        except InvalidArgument as error:
+            raise ConfigError(f"placement.{error}") from None
+
+
+@dataclass(frozen=True)
 class SealingConfig:
     """``[sealing]``: how segments are compressed before encryption."""
 
@@ -440,6 +472,25 @@ class BackendConfig:
 
 
 @dataclass(frozen=True)
+class RegionConfig:
+    """One ``[regions.CODE]`` table: a place buckets can live (tiering/placement.py).
+
+    ``backend`` names a ``[backends.NAME]`` table; ``bucket`` is that backend's bucket
+    (shown to admins; default: the backend's ``bucket`` option). ``prices`` overrides the
+    cost model's list prices (tiering/cost.py ``Prices``) key by key.
+    """
+
+    code: str
+    backend: str
+    name: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    countries: tuple[str, ...] = ()
+    bucket: str = ""
+    prices: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole effective configuration. Build it with :func:`load_config`."""
 
@@ -447,6 +498,8 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     backends: Mapping[str, BackendConfig] = field(default_factory=dict)
+    regions: Mapping[str, RegionConfig] = field(default_factory=dict)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     sealing: SealingConfig = field(default_factory=SealingConfig)
     keys: KeysConfig = field(default_factory=KeysConfig)
     webdav: WebdavConfig = field(default_factory=WebdavConfig)
@@ -459,7 +512,7 @@ class Config:
     source: str | None = field(default=None, compare=False)
 
     #: Sections whose tables are free-form maps of named tables rather than fixed fields.
-    NAMED_TABLES: ClassVar[frozenset[str]] = frozenset({"backends"})
+    NAMED_TABLES: ClassVar[frozenset[str]] = frozenset({"backends", "regions"})
 
     def secrets(self) -> list[str]:
         """Every secret value in the config (for the log formatters to mask)."""
@@ -606,8 +659,14 @@ def load_config(
     for name, items in env_backends.items():
         backend_tables.setdefault(name, {}).update(items)
     backends = {name: _build_backend(name, table) for name, table in backend_tables.items()}
+    regions = {
+        code: _build_region(code, item, backends)
+        for code, item in toml_layer.get("regions", {}).items()
+    }
 
-    config = Config(**sections, backends=backends, source=str(file) if file else None)
+    config = Config(
+        **sections, backends=backends, regions=regions, source=str(file) if file else None
+    )
     for name in section_types():
         validate = getattr(getattr(config, name), "validate", None)
         if validate is not None:
@@ -646,6 +705,11 @@ def _read_toml(file: Path) -> tuple[_Layer, dict[str, dict[str, _Value]]]:
                 if not isinstance(options, dict):
                     raise ConfigError(f"backends.{name}: expected a table {origin}")
                 backends[name] = {key: _Value(value, origin) for key, value in options.items()}
+            continue
+        if section == "regions":
+            if not isinstance(table, dict):
+                raise ConfigError(f"regions: expected tables [regions.CODE] {origin}")
+            layer["regions"] = {code: _Value(value, origin) for code, value in table.items()}
             continue
         if section not in known:
             hint = _did_you_mean(section, [*known, *Config.NAMED_TABLES])
@@ -740,6 +804,64 @@ def _build_backend(name: str, table: dict[str, _Value]) -> BackendConfig:
     if not isinstance(options["type"], str) or not options["type"]:
         raise ConfigError(f"backends.{name}.type: expected a plugin name such as \"localfs\"")
     return BackendConfig(name=name, type=options["type"], options=types.MappingProxyType(options))
+
+
+_REGION_KEYS = ("name", "latitude", "longitude", "countries", "backend", "bucket", "prices")
+
+
+def _build_region(code: str, item: _Value, backends: Mapping[str, BackendConfig]) -> RegionConfig:
+    """A ``[regions.CODE]`` table, checked: types, a configured backend, parsable
+    coordinates, country codes and prices (by tiering/placement.py and tiering/cost.py)."""
+    from gateway.errors import InvalidArgument
+    from tiering.cost import Prices
+    from tiering.placement import parse_country, parse_location
+
+    where = f"regions.{code}"
+    table = item.value
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", code):
+        raise ConfigError(f"{where}: a region code has 1 to 64 letters, digits, '.', '_', '-'")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table {item.origin}")
+    for key in table:
+        if key not in _REGION_KEYS:
+            hint = _did_you_mean(key, list(_REGION_KEYS), prefix=f"{where}.")
+            raise ConfigError(f"unknown config key {where}.{key} {item.origin}{hint}")
+    backend = table.get("backend")
+    if not isinstance(backend, str) or not backend:
+        raise ConfigError(f"{where}.backend: required value missing (a [backends.NAME] name)")
+    if backend not in backends:
+        raise ConfigError(
+            f"{where}.backend: no backend named {backend!r} is configured "
+            f"(add a [backends.{backend}] table)"
+        )
+    for key in ("name", "bucket"):
+        if not isinstance(table.get(key, ""), str):
+            raise ConfigError(f"{where}.{key}: expected a string {item.origin}")
+    countries = table.get("countries", [])
+    if not isinstance(countries, list):
+        raise ConfigError(f"{where}.countries: expected a list of two-letter codes")
+    prices = table.get("prices", {})
+    if not isinstance(prices, dict):
+        raise ConfigError(f"{where}.prices: expected a table [{where}.prices]")
+    try:
+        location = parse_location(table.get("latitude"), table.get("longitude"), where)
+        codes = tuple(parse_country(c, f"{where}.countries") for c in countries)
+        Prices.from_mapping(prices)
+    except InvalidArgument as error:
+        message = str(error)
+        prefix = "" if message.startswith(where) else f"{where}."
+        raise ConfigError(f"{prefix}{message} {item.origin}") from None
+    bucket = table.get("bucket") or str(backends[backend].options.get("bucket", ""))
+    return RegionConfig(
+        code=code,
+        backend=backend,
+        name=table.get("name", ""),
+        latitude=location.latitude if location else None,
+        longitude=location.longitude if location else None,
+        countries=codes,
+        bucket=bucket,
+        prices=types.MappingProxyType(dict(prices)),
+    )
 
 
 def _read_secret_file(key: str, path: str, origin: str) -> str:
@@ -849,6 +971,15 @@ def dump_config(config: Config) -> str:
                 lines.append(f"[backends.{_toml_key(backend.name)}]")
                 for key, value in backend.public_options().items():
                     lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+            continue
+        if name == "regions":
+            for region in config.regions.values():
+                lines.append("")
+                lines.append(f"[regions.{_toml_key(region.code)}]")
+                for f in dataclasses.fields(region):
+                    value = getattr(region, f.name)
+                    if f.name != "code" and value is not None:
+                        lines.append(f"{f.name} = {_toml_value(value)}")
             continue
         section = getattr(config, name)
         lines.append("")

@@ -63,6 +63,7 @@ from gateway.sealing.keys import parse_recipient
 from gateway.streams import IteratorReader, PrefixedReader, Readable, peek
 from tiering.backends.base import COLD_CLASSES, STANDARD, Backend
 from tiering.backends.staging import STAGING, StagingBackend
+from tiering.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ class ObjectService(MultipartOperations):
         level: int = 3,
         counters: ReadCounters | None = None,
         small_object_threshold: int = 1 << 20,
+        placement: Placement | None = None,
     ) -> None:
         if default_backend not in backends:
             raise ConfigError(f"storage.default_backend: no backend named {default_backend!r}")
@@ -251,6 +253,8 @@ class ObjectService(MultipartOperations):
             )
         self._identities: dict[int, str] = {}
         self._identities_lock = threading.Lock()
+        #: Chooses a new bucket's region and backend (None: the defaults above).
+        self.placement = placement
 
     # -- orgs and keys -------------------------------------------------------------------
     def ensure_org(self, name: str) -> Org:
@@ -332,17 +336,38 @@ class ObjectService(MultipartOperations):
         *,
         region: str | None = None,
         vault_recipient: str | None = None,
+        client_address: str | None = None,
+        user_attributes: Mapping[str, str] | None = None,
     ) -> Bucket:
-        """Create a bucket; ``AlreadyExists`` if the org has one of that name."""
+        """Create a bucket; ``AlreadyExists`` if the org has one of that name.
+
+        With placement configured, a bucket without ``region`` goes where
+        :meth:`tiering.placement.Placement.choose` says (the org's ``region`` setting, the
+        user's ``user_attributes``, the ``client_address``), and a known region's backend
+        stores it.
+        """
         validate_bucket_name(name)
         org = self._org(principal, org_name, Action.WRITE, name)
         if vault_recipient is not None:
             parse_recipient(vault_recipient)
+        backend = self.default_backend
+        if self.placement is not None:
+            chosen = (
+                self.placement.region(region)
+                if region
+                else self.placement.choose(
+                    org_region=org.settings.get("region"),
+                    user_attributes=user_attributes,
+                    client_address=client_address,
+                )
+            )
+            if chosen is not None and chosen.backend in self.backends:
+                region, backend = chosen.code, chosen.backend
         bucket = self.catalog.create_bucket(
             org.id,
             name,
             region=region or self.default_region,
-            backend=self.default_backend,
+            backend=backend,
             vault_recipient=vault_recipient,
         )
         self.catalog.audit(principal.name, "bucket.create", org_id=org.id, bucket=name)
