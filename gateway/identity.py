@@ -522,10 +522,16 @@ class IdentityService:
                 f"a token lives between 1 and {self.config.token_ttl:g} seconds"
             )
         token = secrets.token_urlsafe(32)
-        expires_at = self._now() + timedelta(seconds=seconds)
+        now = self._now()
+        expires_at = now + timedelta(seconds=seconds)
         self.catalog.create_api_token(
             token_hash(token), user_id=principal.user_id, expires_at=expires_at
         )
+        # Tokens expired for a day are of no use even to an audit: drop them as we go.
+        try:
+            self.catalog.purge_api_tokens(expired_before=now - timedelta(days=1))
+        except CoolStorageError:
+            log.warning("could not purge expired API tokens", exc_info=True)
         self.catalog.audit(principal.name, "token.issue", expires_at=expires_at.isoformat())
         return IssuedToken(token=token, expires_at=expires_at, principal=principal)
 
