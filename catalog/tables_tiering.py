@@ -15,6 +15,7 @@ from catalog.schema import (
     BigId,
     KeyBytes,
     UTCDateTime,
+    blobs,
     metadata,
 )
 
@@ -39,6 +40,8 @@ restores = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=True),
     sa.Column("quote_usd", sa.Numeric(14, 6), nullable=True),
     sa.Column("next_poll_at", UTCDateTime, nullable=True),
+    #: When the restore webhook announced the completion (None: not yet, or no webhook).
+    sa.Column("notified_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("blob_id", name="uq_restores_blob"),
     sa.Index("ix_restores_status", "status", "next_poll_at"),
     **ID_TABLE_ARGS,
@@ -57,3 +60,68 @@ staged_blobs = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     **MYSQL_TABLE_ARGS,
 )
+
+#: Tiering policies stored by the admin API: org-wide (``bucket_id`` 0, so the primary key
+#: works on every engine) or for one bucket. ``rules`` holds only the keys set at that
+#: level; the effective policy is the config defaults, then the org's rules, then the
+#: bucket's (tiering/policy.py validates and merges them).
+tiering_policies = sa.Table(
+    "tiering_policies",
+    metadata,
+    sa.Column(
+        "org_id", sa.Integer, sa.ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("bucket_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(255), nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+#: Container blobs (packs of small objects, joined multipart parts): what the engine needs
+#: to find the index without the object rows and to decide a rewrite. Dropped with the blob.
+containers = sa.Table(
+    "containers",
+    metadata,
+    sa.Column(
+        "blob_id",
+        sa.BigInteger,
+        sa.ForeignKey("blobs.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("org_id", sa.Integer, nullable=False),
+    #: ``pack`` (small objects), ``join`` (one multipart object's parts), ``rewrite``.
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("member_count", sa.Integer, nullable=False),
+    #: Bytes of the members (the container's size less its index and footer).
+    sa.Column("members_bytes", sa.BigInteger, nullable=False),
+    sa.Column("index_offset", sa.BigInteger, nullable=False),
+    sa.Column("index_length", sa.BigInteger, nullable=False),
+    sa.Column("index_header_mac", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    #: When the engine asked the backend for a copy to rewrite from (None: not asked).
+    sa.Column("rewrite_requested_at", UTCDateTime, nullable=True),
+    **MYSQL_TABLE_ARGS,
+)
+
+#: One row per restore started, with its quote: the monthly restore budget sums these (a
+#: blob's row in ``restores`` is replaced by a later restore, so it cannot be the ledger).
+restore_charges = sa.Table(
+    "restore_charges",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("usd", sa.Numeric(14, 6), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("requested_by", sa.String(255), nullable=False),
+    sa.Column("detail", sa.String(1100), nullable=False),
+    sa.Index("ix_restore_charges_org", "org_id", "at"),
+    **ID_TABLE_ARGS,
+)
+
+#: The engine looks for blobs still in a hot class; once most data is cold, this index keeps
+#: that search proportional to the hot blobs only.
+blobs_by_class = sa.Index("ix_blobs_class", blobs.c.storage_class, blobs.c.id)

@@ -176,3 +176,10 @@ class BadDigest(CoolStorageError):
 
     code = "BadDigest"
     http_status = 400
+
+
+class RestoreBudgetExceeded(CoolStorageError):
+    """The restore would cost {0} USD; org {1} has {2} USD left of its monthly restore budget of {3} USD"""
+
+    code = "RestoreBudgetExceeded"
+    http_status = 403

@@ -1,4 +1,5 @@
-"""Tables of the tiering area (see catalog/tables_tiering.py): restores, staged blobs.
+"""Tables of the tiering area (see catalog/tiering.py): restores, staged blobs, policies,
+containers, restore charges, and an index of blobs by storage class.
 
 Revision ID: 0005
 Revises: 0004
@@ -55,6 +56,7 @@ def upgrade() -> None:
         sa.Column("expires_at", _ts(), nullable=True),
         sa.Column("quote_usd", sa.Numeric(14, 6), nullable=True),
         sa.Column("next_poll_at", _ts(), nullable=True),
+        sa.Column("notified_at", _ts(), nullable=True),
         sa.UniqueConstraint("blob_id", name="uq_restores_blob"),
         **WITH_ID,
     )
@@ -75,9 +77,67 @@ def upgrade() -> None:
         sa.Column("created_at", _ts(), nullable=False),
         **MYSQL,
     )
+    op.create_table(
+        "tiering_policies",
+        sa.Column(
+            "org_id",
+            sa.Integer,
+            sa.ForeignKey("orgs.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("bucket_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("rules", sa.JSON, nullable=False),
+        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("updated_by", sa.String(255), nullable=False),
+        **MYSQL,
+    )
+    op.create_table(
+        "containers",
+        sa.Column(
+            "blob_id",
+            sa.BigInteger,
+            sa.ForeignKey("blobs.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        sa.Column("org_id", sa.Integer, nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("member_count", sa.Integer, nullable=False),
+        sa.Column("members_bytes", sa.BigInteger, nullable=False),
+        sa.Column("index_offset", sa.BigInteger, nullable=False),
+        sa.Column("index_length", sa.BigInteger, nullable=False),
+        sa.Column("index_header_mac", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", _ts(), nullable=False),
+        sa.Column("rewrite_requested_at", _ts(), nullable=True),
+        **MYSQL,
+    )
+    op.create_table(
+        "restore_charges",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("org_id", sa.Integer, nullable=False),
+        sa.Column("at", _ts(), nullable=False),
+        sa.Column("usd", sa.Numeric(14, 6), nullable=False),
+        sa.Column("bytes", sa.BigInteger, nullable=False),
+        sa.Column("tier", sa.String(16), nullable=False),
+        sa.Column("requested_by", sa.String(255), nullable=False),
+        sa.Column("detail", sa.String(1100), nullable=False),
+        **WITH_ID,
+    )
+    op.create_index("ix_restore_charges_org", "restore_charges", ["org_id", "at"])
+    op.create_index("ix_blobs_class", "blobs", ["storage_class", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_blobs_class", table_name="blobs")
+    op.drop_index("ix_restore_charges_org", table_name="restore_charges")
+    op.drop_table("restore_charges")
+    op.drop_table("containers")
+    op.drop_table("tiering_policies")
     op.drop_table("staged_blobs")
     op.drop_index("ix_restores_status", table_name="restores")
     op.drop_table("restores")
