@@ -36,8 +36,11 @@ from gateway.errors import CoolStorageError
 from gateway.logs import bind_request_id, new_request_id
 
 if TYPE_CHECKING:
+    from catalog.records import RestoreRecord
     from gateway.app import Gateway
     from gateway.config import Config
+    from tiering.transitions import Leases
+    from tiering.webhook import WebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +281,10 @@ def orphan_sweep_task(interval: float, orphan_age: float) -> PeriodicTask:
         from tiering.sweep import sweep_orphans
 
         older_than = datetime.now(UTC) - timedelta(seconds=orphan_age)
+        # The service's map includes the built-in staging backend: an unreferenced staged
+        # row is swept like any other blob.
         deleted = await engine.run_sync(
-            sweep_orphans, engine.gateway.catalog, engine.gateway.backends, older_than
+            sweep_orphans, engine.gateway.catalog, engine.gateway.objects.backends, older_than
         )
         log.debug("orphan sweep done", extra={"deleted": deleted})
         return deleted
@@ -302,13 +307,146 @@ def multipart_expiry_task(interval: float, expiry_days: float) -> PeriodicTask:
     return PeriodicTask("multipart-expiry", interval, expire, lease="multipart-expiry")
 
 
-#: Builders of the engine's tasks from the config; a later feature (tiering, restores,
-#: usage export) appends its own. A builder returns None when its feature is turned off.
+async def run_holding_leases(
+    engine: Engine, leases: Leases, fn: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Run the blocking ``fn(*args, stop=event, **kwargs)`` in a worker thread while
+    renewing the job leases it takes (every third of their lifetime).
+
+    ``stop`` is a :class:`threading.Event` set when the engine is being stopped: ``fn``
+    checks it between jobs, so a stop never waits for more than the job at hand.
+    """
+    stop = threading.Event()
+
+    async def heartbeat() -> None:
+        try:
+            while True:
+                await trio.sleep(max(leases.ttl / 3, 0.5))
+                await engine.run_sync(leases.renew_all)
+        finally:
+            stop.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heartbeat)
+        try:
+            return await engine.run_sync(fn, *args, stop=stop, **kwargs)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def tiering_task(config: Config) -> PeriodicTask:
+    """Archive what is due and rewrite containers that qualify
+    (:meth:`tiering.transitions.Tierer.run_pass`), every ``tiering.interval`` seconds.
+
+    No task lease: every job takes its own, so several engines share the work.
+    """
+    from tiering.transitions import TieringSettings
+
+    settings = TieringSettings.from_config(config)
+
+    async def tier(engine: Engine) -> object:
+        from tiering.transitions import Tierer
+
+        gateway = engine.gateway
+        tierer = Tierer(gateway.catalog, gateway.objects.backends, settings, owner=engine.owner)
+        try:
+            return await run_holding_leases(engine, tierer.leases, tierer.run_pass)
+        finally:
+            with trio.CancelScope(shield=True):
+                await engine.run_sync(tierer.leases.release_all)
+
+    return PeriodicTask("tiering", config.tiering.interval, tier)
+
+
+def restores_task(config: Config) -> PeriodicTask:
+    """Poll ongoing restores with backoff and announce completions through the webhook
+    (:mod:`tiering.restores`, :mod:`tiering.webhook`), under the lease "restores"."""
+    t = config.tiering
+    webhook = None
+    if t.restore_webhook_url:
+        from tiering.webhook import WebhookSettings
+
+        webhook = WebhookSettings(
+            url=t.restore_webhook_url,
+            secret=t.restore_webhook_secret.reveal().encode("utf-8"),
+            attempts=t.restore_webhook_attempts,
+        )
+    purged_at: list[datetime] = []
+
+    async def restores(engine: Engine) -> object:
+        from tiering.restores import poll_restores
+
+        gateway = engine.gateway
+        now = datetime.now(UTC)
+        report = await engine.run_sync(
+            poll_restores,
+            gateway.catalog,
+            gateway.objects.backends,
+            now=now,
+            min_delay=t.restore_poll_interval,
+            max_delay=t.restore_poll_max,
+        )
+        if webhook is not None:
+            await announce_restores(engine, webhook, since=now - timedelta(days=1))
+        if not purged_at or now - purged_at[0] > timedelta(hours=1):
+            purged_at[:] = [now]
+            await engine.run_sync(
+                gateway.catalog.purge_expired_restores, now - timedelta(days=30)
+            )
+        return report
+
+    return PeriodicTask("restores", t.restore_poll_interval, restores, lease="restores")
+
+
+async def announce_restores(
+    engine: Engine, webhook: WebhookSettings, *, since: datetime, limit: int = 100
+) -> int:
+    """Deliver the webhook message of every completion since ``since`` not announced yet
+    (a few at a time); returns how many were delivered."""
+    import httpx
+
+    from tiering.restores import restore_message
+    from tiering.webhook import deliver
+
+    catalog = engine.gateway.catalog
+    rows = await engine.run_sync(catalog.unnotified_restores, since, limit=limit)
+    if not rows:
+        return 0
+    delivered = 0
+    limiter = trio.CapacityLimiter(8)
+
+    async def one(row: RestoreRecord, client: httpx.AsyncClient) -> None:
+        nonlocal delivered
+        async with limiter:
+            message = await engine.run_sync(restore_message, catalog, row)
+            if await deliver(webhook, message, client=client):
+                assert row.completed_at is not None
+                await engine.run_sync(
+                    catalog.mark_restore_notified,
+                    row.blob.id,
+                    row.completed_at,
+                    datetime.now(UTC),
+                )
+                delivered += 1
+
+    async with (
+        httpx.AsyncClient(timeout=webhook.timeout, follow_redirects=False) as client,
+        trio.open_nursery() as nursery,
+    ):
+        for row in rows:
+            nursery.start_soon(one, row, client)
+    return delivered
+
+
+#: Builders of the engine's tasks from the config; a later feature (usage export, jobs)
+#: appends its own. A builder returns None when its feature is turned off.
 TASK_BUILDERS: list[Callable[[Config], PeriodicTask | None]] = [
     lambda config: orphan_sweep_task(config.engine.sweep_interval, config.engine.orphan_age),
     lambda config: multipart_expiry_task(
         config.s3.multipart_expiry_interval, config.s3.multipart_expiry_days
     ),
+    tiering_task,
+    restores_task,
 ]
 
 
