@@ -118,6 +118,7 @@ class Gateway:
                 default_region=config.storage.default_region,
                 block_size=config.sealing.block_size,
                 level=config.sealing.level,
+                small_object_threshold=config.tiering.small_object_threshold,
                 placement=placement,
             )
             identity = IdentityService.from_config(

@@ -35,6 +35,7 @@ COMMAND_MODULES: list[str] = [
     "gateway.cli_keys",
     "gateway.cli_seal",
     "gateway.cli_identity",
+    "gateway.cli_tier",
 ]
 
 

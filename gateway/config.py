@@ -280,6 +280,109 @@ class EngineConfig:
         _at_least("engine.orphan_age", self.orphan_age, 0)
 
 
+@dataclass(frozen=True)
+class TieringConfig:
+    """``[tiering]``: the default policy, staging, containers, restores and their webhook.
+
+    The policy keys (``enabled`` to ``preset``) are the defaults of every bucket; orgs and
+    buckets override them with rules stored in the catalog (tiering/policy.py).
+    """
+
+    #: Let objects go cold at all (a PUT in a cold class goes cold regardless).
+    enabled: bool = True
+    #: Seconds an object stays hot (staged) before it goes cold: 12 hours. Staging is
+    #: short on purpose: a week in STANDARD costs about 45% of a year in Deep Archive.
+    transition_after: float = 43200.0
+    #: "write" (age since the write) or "access" (since the last read).
+    transition_basis: str = "write"
+    #: Objects below this many bytes stay hot (0: none).
+    min_size: int = 0
+    #: Objects above this many bytes stay hot (0: no limit).
+    max_size: int = 0
+    #: Globs of keys that may go cold (empty: all).
+    include: list[str] = field(default_factory=list)
+    #: Globs of keys that stay hot.
+    exclude: list[str] = field(default_factory=list)
+    #: More globs of keys that stay hot.
+    keep_hot: list[str] = field(default_factory=list)
+    #: Built-in keep-hot rules: "restic", "kopia" or "" (usually set per bucket instead).
+    preset: str = ""
+    #: Objects up to this many bytes are staged in the catalog until packed (0: off).
+    small_object_threshold: int = 1024 * 1024
+    #: Containers are filled up to about this many bytes.
+    container_target_size: int = 128 * 1024 * 1024
+    #: Join the parts of a multipart object into one container when it goes cold.
+    join_multipart: bool = True
+    #: The cold class archived blobs are written in.
+    storage_class: str = "DEEP_ARCHIVE"
+    #: Seconds between the engine's looks for due objects.
+    interval: float = 300.0
+    #: A container is rewritten once its live share is below this...
+    rewrite_live_share: float = 0.5
+    #: ...and it is older than this many days (Deep Archive bills 180 days anyway).
+    rewrite_min_age_days: float = 180.0
+    #: Restore tier of the copies a container rewrite reads from.
+    rewrite_restore_tier: str = "Bulk"
+    #: Seconds between the engine's checks for due restore polls...
+    restore_poll_interval: float = 5.0
+    #: ...and the longest a restore waits between two polls of the backend (backoff).
+    restore_poll_max: float = 900.0
+    #: POST a signed JSON message here when a restore completes ("" for none).
+    restore_webhook_url: str = ""
+    #: The HMAC-SHA256 key of the webhook's X-CoolStorage-Signature header.
+    restore_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    #: Delivery attempts per message (with exponential backoff from 1 second).
+    restore_webhook_attempts: int = 5
+    #: Seconds a job lease lives without renewal (a crashed engine's job moves on after it).
+    lease_ttl: float = 120.0
+
+    def validate(self) -> None:
+        from gateway.errors import CoolStorageError
+
+        if self.transition_basis not in ("write", "access"):
+            raise ConfigError('tiering.transition_basis: expected "write" or "access"')
+        if self.preset not in ("", "restic", "kopia"):
+            raise ConfigError('tiering.preset: expected "restic", "kopia" or ""')
+        _at_least("tiering.transition_after", self.transition_after, 0)
+        _at_least("tiering.min_size", self.min_size, 0)
+        _at_least("tiering.max_size", self.max_size, 0)
+        _at_least("tiering.small_object_threshold", self.small_object_threshold, 0)
+        if self.small_object_threshold > 16 * 1024 * 1024:
+            raise ConfigError(
+                "tiering.small_object_threshold: at most 16777216 bytes (staged objects live "
+                "in the catalog database)"
+            )
+        _at_least("tiering.container_target_size", self.container_target_size, 1024 * 1024)
+        if self.storage_class not in ("DEEP_ARCHIVE", "GLACIER"):
+            raise ConfigError('tiering.storage_class: expected "DEEP_ARCHIVE" or "GLACIER"')
+        _at_least("tiering.interval", self.interval, 1)
+        if not 0 <= self.rewrite_live_share <= 1:
+            raise ConfigError("tiering.rewrite_live_share: must be between 0 and 1")
+        _at_least("tiering.rewrite_min_age_days", self.rewrite_min_age_days, 0)
+        if self.rewrite_restore_tier not in ("Standard", "Bulk"):
+            raise ConfigError('tiering.rewrite_restore_tier: expected "Standard" or "Bulk"')
+        if self.restore_poll_interval <= 0:
+            raise ConfigError("tiering.restore_poll_interval: must be a positive number of seconds")
+        _at_least("tiering.restore_poll_max", self.restore_poll_max, self.restore_poll_interval)
+        if self.restore_webhook_url and not re.match(r"^https?://", self.restore_webhook_url):
+            raise ConfigError("tiering.restore_webhook_url: expected an http:// or https:// URL")
+        if self.restore_webhook_url and not self.restore_webhook_secret:
+            raise ConfigError(
+                "tiering.restore_webhook_secret: required value missing (the webhook's "
+                "messages are signed with it)"
+            )
+        _at_least("tiering.restore_webhook_attempts", self.restore_webhook_attempts, 1)
+        _at_least("tiering.lease_ttl", self.lease_ttl, 3)
+        try:
+            from tiering.policy import Policy, _glob
+
+            for pattern in (*self.include, *self.exclude, *self.keep_hot):
+                _glob(pattern)
+            Policy()
+        except CoolStorageError as error:
+            raise ConfigError(f"tiering: {error}") from None
+
+
 #: Authenticator names ``identity.authenticators`` may list.
 AUTHENTICATORS = ("local", "ldap")
 #: Right names (see gateway.principals.Action).
@@ -504,6 +607,7 @@ class Config:
     keys: KeysConfig = field(default_factory=KeysConfig)
     webdav: WebdavConfig = field(default_factory=WebdavConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    tiering: TieringConfig = field(default_factory=TieringConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     ldap: LdapConfig = field(default_factory=LdapConfig)
     s3: S3Config = field(default_factory=S3Config)
