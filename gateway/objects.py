@@ -29,6 +29,7 @@ from catalog.api import Catalog
 from catalog.counters import ReadCounters
 from catalog.records import (
     RESTORE_DONE,
+    Blob,
     Bucket,
     Intent,
     ListPage,
@@ -882,6 +883,11 @@ class ObjectService(MultipartOperations):
         this call began one (for bytes that are still hot, it completes at once). Raises
         ``RestoreInProgress`` while one runs (requests for objects sharing a blob collapse
         onto its one restore) and ``NotArchived`` for an object that needs none.
+
+        The restore is quoted first (the ticket's ``quote_usd``: retrieval, requests and the
+        restored copy's days, by the cost model at the bucket region's prices) and charged
+        to the org's month; beyond the org setting ``restore_budget_usd`` it is refused
+        with ``RestoreBudgetExceeded`` before anything starts.
         """
         validate_key(key)
         if tier not in ("Standard", "Bulk"):
@@ -903,34 +909,82 @@ class ObjectService(MultipartOperations):
             return RestoreTicket("available", tier, view.restore_expiry)
         now = datetime.now(UTC)
         expires_at = now + timedelta(days=days)
-        blobs = {s.blob.id: s.blob for s in record.segments}.values()
-        all_done = True
-        for blob in blobs:
-            cold = blob.storage_class in COLD_CLASSES
-            status = (
-                self._backend(blob.backend).request_restore(blob.key, days=days, tier=tier)
-                if cold
-                else None
-            )
-            done = status is None or status.readable
-            all_done = all_done and done
-            self.catalog.start_restore(
-                blob.id,
-                org_id=org.id,
+        blobs = list({s.blob.id: s.blob for s in record.segments}.values())
+        quotes = self._restore_quotes(bucket, blobs, tier=tier, days=days)
+        total = sum(quotes.values(), Decimal(0)) if quotes is not None else None
+        charge = None
+        if total:
+            from tiering.restores import month_start, restore_budget
+
+            # Quote first, refuse beyond the monthly budget before anything starts.
+            charge = self.catalog.charge_restore(
+                org.id,
+                total,
+                budget=restore_budget(org.settings),
+                since=month_start(now),
+                size=sum(b.size for b in blobs if b.storage_class in COLD_CLASSES),
                 tier=tier,
-                days=days,
                 requested_by=principal.name,
-                done=done,
-                expires_at=(status.expires_at if status and status.expires_at else expires_at)
-                if done
-                else None,
+                detail=f"{bucket.name}/{key}",
                 now=now,
             )
+        all_done = True
+        started = 0
+        try:
+            for blob in blobs:
+                cold = blob.storage_class in COLD_CLASSES
+                status = (
+                    self._backend(blob.backend).request_restore(blob.key, days=days, tier=tier)
+                    if cold
+                    else None
+                )
+                done = status is None or status.readable
+                all_done = all_done and done
+                self.catalog.start_restore(
+                    blob.id,
+                    org_id=org.id,
+                    tier=tier,
+                    days=days,
+                    requested_by=principal.name,
+                    done=done,
+                    expires_at=(status.expires_at if status and status.expires_at else expires_at)
+                    if done
+                    else None,
+                    quote_usd=quotes.get(blob.id) if quotes is not None else None,
+                    now=now,
+                )
+                started += 1
+        except BaseException:
+            if charge is not None and started == 0:
+                self.catalog.refund_restore(charge)
+            raise
         self.catalog.audit(
             principal.name, "restore.request", org_id=org.id, bucket=bucket.name, key=key,
-            tier=tier, days=days,
+            tier=tier, days=days, quote_usd=str(total) if total is not None else None,
         )
-        return RestoreTicket("started", tier, expires_at if all_done else None)
+        return RestoreTicket("started", tier, expires_at if all_done else None, quote_usd=total)
+
+    def _restore_quotes(
+        self, bucket: Bucket, blobs: list[Blob], *, tier: str, days: int
+    ) -> dict[int, Decimal] | None:
+        """What restoring each blob costs (0 for bytes still hot), from the cost model
+        (:func:`tiering.cost.quote_restore`) at the prices of the bucket's region; None when
+        the region prices nothing for that tier (then no budget can be checked)."""
+        from tiering.cost import Prices, quote_restore
+
+        prices = self.placement.prices(bucket.region) if self.placement is not None else Prices()
+        quotes: dict[int, Decimal] = {}
+        try:
+            for blob in blobs:
+                if blob.storage_class not in COLD_CLASSES:
+                    quotes[blob.id] = Decimal(0)
+                    continue
+                quote = quote_restore(prices, objects=1, bytes=blob.size, tier=tier, days=days)
+                quotes[blob.id] = quote.rounded(6)
+        except InvalidArgument as error:
+            log.warning("no restore quote for bucket %s: %s", bucket.name, error)
+            return None
+        return quotes
 
     def get_object(
         self,
