@@ -89,7 +89,29 @@ class S3App(BucketActions, ObjectActions, MultipartActions):
         except Exception:
             log.exception("S3 %s %s failed", req.action or req.method, req.resource)
             resp = self._error(req, InternalError())
+        if resp.status >= 300:
+            self._drain(environ)
         return self._send(req, resp, start_response)
+
+    def _drain(self, environ: dict[str, Any]) -> None:
+        """Read what is left of a chunked request body answered early (an error).
+
+        cheroot drains a Content-Length body itself before answering but not a chunked one
+        (botocore sends aws-chunked bodies that way), and it keeps the connection open: the
+        unread rest would be parsed as the next request.
+        """
+        if not environ.get("wsgi.input_terminated"):
+            return
+        stream = environ.get("wsgi.input")
+        budget = self.settings.max_object_size + (1 << 20)
+        try:
+            while budget > 0:
+                data = stream.read(1 << 20) if stream is not None else b""
+                if not data:
+                    return
+                budget -= len(data)
+        except (OSError, ValueError):
+            return
 
     def _secure(self, environ: dict[str, Any]) -> bool:
         if environ.get("wsgi.url_scheme") == "https":
