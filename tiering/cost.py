@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, InvalidOperation, localcontext
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.errors import InvalidArgument
 
@@ -573,7 +573,10 @@ def quote_restore(
     lines: list[Line] = [
         (f"retrieval ({tier}, per GB)", retrieval),
         (f"retrieval requests ({tier})", request_cost(objects, price.per_1000_requests)),
-        (f"restored copy ({STANDARD}, {days} days)", storage_cost(prices, STANDARD, bytes, days)),
+        (
+            f"restored copy ({STANDARD}, {days} day{'' if days == 1 else 's'})",
+            storage_cost(prices, STANDARD, bytes, days),
+        ),
     ]
     if egress_bytes:
         lines.append(("egress to the internet", egress_cost(prices, egress_bytes)))
@@ -581,6 +584,19 @@ def quote_restore(
 
 
 # -- whole-life scenarios ------------------------------------------------------------------
+
+
+class TieringDefaults(Protocol):
+    """What :meth:`Policy.from_tiering` reads of the ``[tiering]`` config section."""
+
+    @property
+    def transition_after(self) -> float: ...
+
+    @property
+    def small_object_threshold(self) -> int: ...
+
+    @property
+    def container_target_size(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -603,6 +619,21 @@ class Policy:
     transition: str = "copy"
     part_size: int | None = None
     label: str = ""
+
+    @classmethod
+    def from_tiering(cls, tiering: TieringDefaults, *, part_size: int | None = None) -> Policy:
+        """The policy a ``[tiering]`` config section (:class:`gateway.config.TieringConfig`)
+        describes, staging for the whole of ``transition_after`` (the worst case). The
+        gateway stages objects of *up to* ``small_object_threshold`` bytes in the catalog."""
+        threshold = tiering.small_object_threshold
+        return cls(
+            staging_days=to_decimal(tiering.transition_after, "transition_after") / 86400,
+            small_object_threshold=threshold + 1 if threshold > 0 else 0,
+            container_target=tiering.container_target_size,
+            transition="copy",
+            part_size=part_size,
+            label="default",
+        )
 
     def __post_init__(self) -> None:
         if self.transition not in ("copy", "transition"):
@@ -648,11 +679,14 @@ class Scenario:
     horizon_days: int = 360
     restore_tier: str = TIER_BULK
     restore_days: int = 1
+    #: The bytes the floor is counted on (default: ``sum(sizes)``): the plaintext, when
+    #: ``sizes`` are sealed sizes.
+    floor_bytes: int | None = None
 
     def floor(self) -> Quote:
         """The least anyone pays for these bytes: Deep Archive for the whole horizon, one
         retrieval of every byte, and the egress; no requests, no overheads."""
-        total = sum(self.sizes)
+        total = sum(self.sizes) if self.floor_bytes is None else self.floor_bytes
         tier = self.prices.tier(self.restore_tier)
         with localcontext(_CONTEXT):
             retrieval = tier.per_gb * Decimal(total) / GB

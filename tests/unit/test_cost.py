@@ -9,6 +9,7 @@ Standard 0.02 USD/GB + 0.10 per 1,000; GET 0.0004 per 1,000; egress 0.09 USD/GB.
 from __future__ import annotations
 
 from decimal import Context, Decimal, localcontext
+from types import SimpleNamespace
 
 import pytest
 
@@ -341,3 +342,22 @@ def test_one_object_per_file_costs_more_than_packing() -> None:
     assert single.quote.total > packed.quote.total
     assert single.floor == packed.floor
     assert single.quote.line("objects: lifecycle transitions (DEEP_ARCHIVE)") == D("0.0505")
+
+
+def test_policy_from_the_tiering_section() -> None:
+    section = SimpleNamespace(
+        transition_after=43200.0, small_object_threshold=MiB, container_target_size=128 * MiB
+    )
+    policy = Policy.from_tiering(section, part_size=8 * MiB)  # type: ignore[arg-type]
+    assert policy.staging_days == D("0.5")
+    # The gateway stages objects of up to the threshold: exactly 1 MiB is still small.
+    assert policy.small_object_threshold == MiB + 1
+    assert (policy.container_target, policy.part_size) == (128 * MiB, 8 * MiB)
+    off = SimpleNamespace(transition_after=0, small_object_threshold=0, container_target_size=MiB)
+    assert Policy.from_tiering(off).small_object_threshold == 0  # type: ignore[arg-type]
+
+
+def test_floor_counts_the_plaintext_when_sizes_are_sealed() -> None:
+    sealed = Scenario([GB + 512], floor_bytes=GB, horizon_days=360)
+    assert sealed.floor().total == D("0.10438")
+    assert sealed.run(Policy()).floor.total == D("0.10438")
