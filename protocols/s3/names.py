@@ -12,7 +12,11 @@ Decisions, where S3 leaves room:
   (the catalog stores them; listings carry them safely with ``encoding-type=url``), except
   **U+0000**: a NUL cannot be written in XML at all, not even as a character reference, so
   such an object could never be listed or deleted in a batch, and too many tools treat NUL
-  as a terminator. It is refused with ``InvalidArgument``.
+  as a terminator. It is refused with ``InvalidArgument``. So are keys with a ``.`` or
+  ``..`` path segment (``a/../b``, also when sent as ``%2e%2e``): S3 stores them, but the same
+  keys are paths on the WebDAV side and in exports, where such a segment means "this folder"
+  or "the parent" and could never be named (or would name something else). Backup tools never
+  write them.
 - **Range**: as S3 does (and moto models), a Range header that is not one well-formed
   ``bytes=`` range is ignored and the whole object is served: several ranges, another unit,
   garbage, or ``first > last``. A well-formed range that starts past the end (or a suffix of
@@ -89,6 +93,10 @@ def validate_key(key: str) -> str:
     if "\x00" in key:
         raise InvalidArgument(
             "Object keys containing U+0000 (NUL) are not supported.", ArgumentName="key"
+        )
+    if any(segment in (".", "..") for segment in key.split("/")):
+        raise InvalidArgument(
+            "Object keys with a '.' or '..' path segment are not supported.", ArgumentName="key"
         )
     return key
 
