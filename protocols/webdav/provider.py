@@ -478,6 +478,11 @@ class _Resource:
             return self._lockdiscovery()
         if name in COOL_PROPS:
             return self._cool_property(name)
+        if name == "{DAV:}getetag":
+            etag = getattr(self, "get_etag")()  # noqa: B009
+            if etag is None:
+                raise DAVError(HTTP_NOT_FOUND)
+            return f'"{etag}"'  # RFC 4918 15.6: an entity-tag, quotes included
         if name.startswith("{DAV:}"):
             return _DAVResource.get_property_value(self, name)  # type: ignore[arg-type]
         value = self._dead_properties().get(name)
