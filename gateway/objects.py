@@ -344,8 +344,8 @@ class ObjectService(MultipartOperations):
 
         With placement configured, a bucket without ``region`` goes where
         :meth:`tiering.placement.Placement.choose` says (the org's ``region`` setting, the
-        user's ``user_attributes``, the ``client_address``), and a known region's backend
-        stores it.
+        user's ``user_attributes``, by default the profile the catalog holds for the
+        principal, the ``client_address``), and a known region's backend stores it.
         """
         validate_bucket_name(name)
         org = self._org(principal, org_name, Action.WRITE, name)
@@ -353,6 +353,10 @@ class ObjectService(MultipartOperations):
             parse_recipient(vault_recipient)
         backend = self.default_backend
         if self.placement is not None:
+            if not region and user_attributes is None and principal.user_id is not None:
+                # The profile the directory (or an admin) recorded for the user.
+                facts = self.catalog.user_facts(user_id=principal.user_id)
+                user_attributes = facts.profile if facts is not None else None
             chosen = (
                 self.placement.region(region)
                 if region

@@ -385,3 +385,16 @@ def test_network_objects_need_a_place() -> None:
 
     with pytest.raises(InvalidArgument):
         Network(ipaddress.ip_network("10.0.0.0/8"))
+
+
+def test_create_bucket_reads_the_users_profile(placed: ObjectService) -> None:
+    placed.ensure_org("acme")
+    user = placed.catalog.create_user_from(
+        "bob", source="ldap", profile={"country": "SG", "display_name": "Bob"}
+    )
+    bob = Principal(name="bob", user_id=user.id, roles={"acme": ROLE_MEMBER})
+    bucket = placed.create_bucket(bob, "acme", "bobs-things")
+    assert (bucket.region, bucket.backend) == ("ap-southeast-1", "far")
+    # Attributes given by the caller win over the stored profile.
+    mine = placed.create_bucket(bob, "acme", "bobs-other", user_attributes={"country": "DE"})
+    assert (mine.region, mine.backend) == ("eu-central-1", "local")
