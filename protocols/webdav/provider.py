@@ -57,7 +57,7 @@ from gateway.errors import (
     RestoreInProgress,
 )
 from gateway.objects import ObjectService, ObjectState, ObjectView, RangeSpec
-from gateway.principals import Principal
+from gateway.principals import Action, Principal, authorize
 from protocols.webdav.errors import TextDAVError, dav_error, translated
 from protocols.webdav.locks import CatalogLockManager, LockDict
 from protocols.webdav.paths import (
@@ -233,6 +233,18 @@ class CoolStorageProvider(DAVProvider):
                 "PROPFIND with Depth: infinity is disabled; use Depth: 0 or 1",
                 err_condition=PRECONDITION_CODE_PropfindFiniteDepth,
             )
+        if method in ("LOCK", "PROPPATCH"):
+            # Neither goes through the ObjectService, which checks rights for everything
+            # else: a lock or a dead property is a change to the bucket.
+            where = DavPath.parse(environ["PATH_INFO"])
+            if where.org is not None and where.bucket is not None:
+                with translated():
+                    authorize(
+                        principal_of(environ),
+                        Action.WRITE,
+                        self.catalog.get_org(where.org),
+                        where.bucket,
+                    )
         if method in ("COPY", "MOVE"):
             plain_start = start_response
 

@@ -70,7 +70,7 @@ def dav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     # cache_ttl 0: org settings and quotas changed by a test show at once.
     config_path.write_text(
         f'[server]\ndata_dir = "{directory / "var"}"\n[engine]\nenabled = false\n'
-        "[catalog]\ncache_ttl = 0\n"
+        '[catalog]\ncache_ttl = 0\n[identity]\nmember_default_rights = ["read"]\n'
     )
     gateway = Gateway.open(load_config(config_path, env={}))
     catalog = gateway.catalog
@@ -696,6 +696,27 @@ def test_locks_expire(dav: Endpoint) -> None:
         assert (
             f"Second-{int(limit)}" in infinite.text or f"Second-{int(limit) - 1}" in infinite.text
         )
+
+
+def test_a_reader_may_read_but_not_change_lock_or_annotate(dav: Endpoint) -> None:
+    bucket = new_bucket(dav)
+    path = f"/acme/{bucket}/doc.txt"
+    with dav.client() as alice:
+        alice.put(path, content=b"text")
+    with dav.client("bob") as bob:  # a member holds only the read right here
+        assert bob.get(path).content == b"text"
+        assert path in propfind(bob, f"/acme/{bucket}/")
+        for reply in (
+            bob.put(path, content=b"changed"),
+            bob.delete(path),
+            bob.request("MKCOL", f"/acme/{bucket}/dir/"),
+            bob.request("LOCK", path, content=LOCKINFO),
+            bob.request("PROPPATCH", path, content=PROPPATCH),
+            bob.request("MOVE", path, headers={"Destination": dav.url + f"/acme/{bucket}/x"}),
+        ):
+            assert reply.status_code == 403, (reply.request.method, reply.text)
+            assert "right" in reply.text
+    assert keys(dav, bucket) == ["doc.txt"]
 
 
 # -- failures -------------------------------------------------------------------------------------
