@@ -96,7 +96,9 @@ class BasicAuthenticator(HTTPAuthenticator):
             realm, user_name, password, environ
         ):
             environ["wsgidav.auth.realm"] = realm
-            environ["wsgidav.auth.user_name"] = user_name
+            # The principal's own name, however the user typed it (LDAP ignores case):
+            # locks belong to this name.
+            environ["wsgidav.auth.user_name"] = environ[PRINCIPAL_KEY].name
             result: Iterable[bytes] = self.next_app(environ, start_response)
             return result
         return self.send_basic_auth_response(environ, start_response)
