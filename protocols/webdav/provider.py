@@ -1,10 +1,12 @@
 """The wsgidav ``DAVProvider`` over the ObjectService.
 
 Every request runs as the principal the domain controller authenticated
-(``environ["coolstorage.principal"]``); every read and write goes through the
-ObjectService, which checks that principal's rights. Locks and dead properties live in
-the catalog (:mod:`protocols.webdav.locks`, :mod:`catalog.dav`). The namespace is
-described in :mod:`protocols.webdav.paths`.
+(``environ["coolstorage.principal"]``); every read and write of data goes through the
+ObjectService, which checks that principal's rights. The catalog is used directly only
+for what is WebDAV's own, locks and dead properties (its ``dav_*`` queries, after the
+write right is checked with :func:`gateway.principals.authorize`), and to read an org's
+quota and settings (quota properties, restore-on-read). The namespace is described in
+:mod:`protocols.webdav.paths`.
 
 wsgidav asks for the same resources many times per request (a PUT resolves its target
 and its parent, a MOVE both ends, the lock checks their ancestors), so resolved
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -76,6 +79,8 @@ log = logging.getLogger(__name__)
 PRINCIPAL_KEY = "coolstorage.principal"
 #: Per-request cache of resolved resources.
 CACHE_KEY = "coolstorage.dav_resources"
+#: Per-request cache of org records.
+ORGS_KEY = "coolstorage.dav_orgs"
 #: Set by a COPY or MOVE that created its destination (answered 201, not 204).
 CREATED_KEY = "coolstorage.dav_created"
 
@@ -141,6 +146,7 @@ class CoolStorageProvider(DAVProvider):
     def changed(self, environ: dict[str, Any], *, created: bool | None = None) -> None:
         """Forget the request's resolved resources after a change."""
         environ.pop(CACHE_KEY, None)
+        environ.pop(ORGS_KEY, None)
         if created is not None:
             environ[CREATED_KEY] = created
 
@@ -259,12 +265,16 @@ class CoolStorageProvider(DAVProvider):
         return default_handler(environ, start_response)
 
     # -- helpers shared by the resources -------------------------------------------------
-    def org_record(self, org: str) -> Org:
-        """The org's record (quota, settings); the caller has resolved a resource in it,
-        so the principal may see it."""
-        record = self.catalog.get_org(org)
+    def org_record(self, org: str, environ: dict[str, Any]) -> Org:
+        """The org's record (quota, settings), read once per request; the caller has
+        resolved a resource in it, so the principal may see it."""
+        orgs: dict[str, Org] = environ.setdefault(ORGS_KEY, {})
+        record = orgs.get(org)
         if record is None:
-            raise TextDAVError(404, f"no such org: {org}")
+            record = self.catalog.get_org(org)
+            if record is None:
+                raise TextDAVError(404, f"no such org: {org}")
+            orgs[org] = record
         return record
 
     def lock_check(self, resource: _DAVResource, depth: str) -> None:
@@ -446,7 +456,16 @@ class _Resource:
         return element
 
     # -- dead properties -----------------------------------------------------------------
+    _dead: dict[str, bytes] | None = None
+
     def _dead_properties(self) -> dict[str, bytes]:
+        """The resource's dead properties, read once (a PROPFIND asks for names, then
+        for each value)."""
+        if self._dead is None:
+            self._dead = self._load_dead_properties()
+        return self._dead
+
+    def _load_dead_properties(self) -> dict[str, bytes]:
         return {}
 
     def _property_owner(self, *, create: bool) -> int | None:
@@ -519,7 +538,7 @@ class _Resource:
         if dry_run or owner is None:
             return None
         with translated():
-            self.provider.catalog.dav_update_properties(owner, {name: data})
+            self._dead = self.provider.catalog.dav_update_properties(owner, {name: data})
         self.provider.changed(self.environ)
         return None
 
@@ -528,6 +547,7 @@ class _Resource:
         if owner is not None:
             with translated():
                 self.provider.catalog.dav_delete_properties(owner)
+            self._dead = {}
 
 
 class RootCollection(_Resource, DAVCollection):
@@ -584,10 +604,10 @@ class OrgCollection(_Resource, DAVCollection):
         return [Folder(self.provider, self.environ, self.org, b, "") for b in self._buckets()]
 
     def get_used_bytes(self) -> int | None:
-        return self.provider.org_record(self.org).stored_bytes
+        return self.provider.org_record(self.org, self.environ).stored_bytes
 
     def get_available_bytes(self) -> int | None:
-        return _available(self.provider.org_record(self.org))
+        return _available(self.provider.org_record(self.org, self.environ))
 
     def prevent_locking(self) -> bool:
         return True
@@ -743,12 +763,12 @@ class Folder(_Resource, DAVCollection):
         return None if marker is None else _timestamp(marker.modified_at)
 
     def get_used_bytes(self) -> int | None:
-        return self.provider.org_record(self.org).stored_bytes
+        return self.provider.org_record(self.org, self.environ).stored_bytes
 
     def get_available_bytes(self) -> int | None:
-        return _available(self.provider.org_record(self.org))
+        return _available(self.provider.org_record(self.org, self.environ))
 
-    def _dead_properties(self) -> dict[str, bytes]:
+    def _load_dead_properties(self) -> dict[str, bytes]:
         marker = self.marker()
         if marker is None:
             return {}
@@ -1030,7 +1050,7 @@ class FileResource(_Resource, DAVNonCollection):
             return ""
         return _http_date(view.restore_expiry)
 
-    def _dead_properties(self) -> dict[str, bytes]:
+    def _load_dead_properties(self) -> dict[str, bytes]:
         if self.record is None:
             return {}
         if self._listing is not None:
@@ -1059,7 +1079,7 @@ class FileResource(_Resource, DAVNonCollection):
         view = self.view()
         if view.readable:
             return
-        org = self.provider.org_record(self.org)
+        org = self.provider.org_record(self.org, self.environ)
         tier = _tier(org)
         retry = [("Retry-After", str(RETRY_AFTER_BY_TIER[tier]))]
         where = f"{self.org}/{self.bucket.name}/{self.key}"
@@ -1079,7 +1099,11 @@ class FileResource(_Resource, DAVNonCollection):
                     tier=tier,
                 )
             except RestoreInProgress:
-                ticket = None
+                raise TextDAVError(
+                    503,
+                    f"{where} is being restored from Deep Archive; try again later",
+                    headers=retry,
+                ) from None
             except AccessDenied as error:
                 refusal = f"Reading it cannot restore it for you: {error}.\n"
             except CoolStorageError as error:
@@ -1087,7 +1111,8 @@ class FileResource(_Resource, DAVNonCollection):
                     raise dav_error(error) from None
                 refusal = f"Reading it cannot restore it for you: {error}.\n"
             else:
-                if ticket is not None and ticket.status == "available":
+                log.info("a WebDAV read asked for a restore of %s (%s tier)", where, tier)
+                if ticket.status == "available":
                     with translated():
                         self._view = self.provider.objects.head_object(
                             self.principal, self.org, self.bucket.name, self.key
@@ -1107,7 +1132,7 @@ class FileResource(_Resource, DAVNonCollection):
             f"{where} is archived in Deep Archive; restore it before reading.\n{refusal}"
             f"Restore it with:  coolstorage restore {where}\n"
             f"or with S3 RestoreObject:  aws s3api restore-object --bucket {self.bucket.name}"
-            f" --key {self.key!r} --restore-request Days=7  (against the S3 endpoint)",
+            f" --key {shlex.quote(self.key)} --restore-request Days=7  (against the S3 endpoint)",
         )
 
     def get_content(self) -> RangeReader:
