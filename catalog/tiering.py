@@ -902,10 +902,7 @@ class TieringQueries(CatalogBase):
                 )
                 if spent + usd > budget:
                     raise RestoreBudgetExceeded(
-                        f"{usd:.2f}",
-                        name or org_id,
-                        f"{max(budget - spent, Decimal(0)):.2f}",
-                        f"{budget:.2f}",
+                        _usd(usd), name or org_id, _usd(max(budget - spent, Decimal(0))), _usd(budget)
                     )
             done = conn.execute(
                 restore_charges.insert().values(
@@ -1000,6 +997,13 @@ class TieringQueries(CatalogBase):
             )
 
         return self._read(tx)
+
+
+def _usd(value: Decimal) -> str:
+    """An amount for a message: cents, or up to six decimals for smaller amounts."""
+    text = f"{value.quantize(Decimal('0.000001')):f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:

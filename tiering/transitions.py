@@ -327,9 +327,8 @@ class Tierer:
             self._guard(report, self._single, record, bucket, segment, report)
         if not staged:
             return
-        group = self._group(groups, bucket)
+        group = self._group(groups, bucket, report)
         if not group.ours:
-            report.skipped += 1
             return
         org = self._org(bucket.org_id)
         for segment in staged:
@@ -349,7 +348,10 @@ class Tierer:
             self._guard(report, self._flush, group, report)
 
     def _group(
-        self, groups: dict[tuple[int, str, str | None], _PackGroup], bucket: Bucket
+        self,
+        groups: dict[tuple[int, str, str | None], _PackGroup],
+        bucket: Bucket,
+        report: PassReport,
     ) -> _PackGroup:
         key = (bucket.org_id, bucket.backend, bucket.vault_recipient)
         group = groups.get(key)
@@ -362,6 +364,8 @@ class Tierer:
             lease = f"tier:pack:{bucket.org_id}:{bucket.backend}:{vault}"
             group = _PackGroup(lease, bucket.org_id, bucket.backend, bucket.vault_recipient)
             group.ours = self.leases.acquire(lease)
+            if not group.ours:
+                report.skipped += 1  # the whole group: another engine is packing it
             groups[key] = group
         return group
 
