@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,10 +145,12 @@ def test_rules_layer_and_validate() -> None:
     assert layered.exclude == ("a",)
     assert layered.with_rules({"exclude": []}).exclude == ()
     assert Policy().with_rules(Policy(min_size=5).to_rules()) == Policy(min_size=5)
-    for bad in [{"nope": 1}, {"transition_after": "soon"}, {"transition_after": -1},
+    bad_rules: list[dict[str, Any]] = [
+                {"nope": 1}, {"transition_after": "soon"}, {"transition_after": -1},
                 {"min_size": "1"}, {"min_size": True}, {"include": "a*"},
                 {"basis": "read"}, {"preset": "borg"}, {"enabled": "yes"},
-                {"keep_hot": ["a["]}]:
+                {"keep_hot": ["a["]}]
+    for bad in bad_rules:
         with pytest.raises(InvalidArgument):
             validate_rules(bad)
 
