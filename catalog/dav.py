@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from catalog import schema as s
 from catalog.base import CatalogBase
 from catalog.tables_dav import MAX_LOCK_PATH_BYTES, dav_locks, dav_properties
 from gateway.errors import InvalidArgument, InvalidName
@@ -240,6 +241,31 @@ class DavQueries(CatalogBase):
                 )
                 for row in rows:
                     found.setdefault(int(row.object_id), {})[row.name] = bytes(row.value)
+
+        self._read(tx)
+        return found
+
+    def dav_properties_by_keys(
+        self, bucket_id: int, keys: Iterable[str]
+    ) -> dict[str, dict[str, bytes]]:
+        """Dead properties of the objects at ``keys`` of a bucket (the markers of the
+        sub-folders in a listing), a few queries in all; keys without properties (or
+        without an object) are absent from the result."""
+        wanted = sorted(set(keys))
+        found: dict[str, dict[str, bytes]] = {}
+        if not wanted:
+            return found
+
+        def tx(conn: Connection) -> None:
+            for start in range(0, len(wanted), _ID_CHUNK):
+                chunk = wanted[start : start + _ID_CHUNK]
+                rows = conn.execute(
+                    sa.select(s.objects.c.key, dav_properties.c.name, dav_properties.c.value)
+                    .join(dav_properties, dav_properties.c.object_id == s.objects.c.id)
+                    .where(s.objects.c.bucket_id == bucket_id, s.objects.c.key.in_(chunk))
+                )
+                for row in rows:
+                    found.setdefault(row.key, {})[row.name] = bytes(row.value)
 
         self._read(tx)
         return found

@@ -375,14 +375,22 @@ class _Listing:
     once for all of them when the first member needs them."""
 
     def __init__(
-        self, provider: CoolStorageProvider, environ: dict[str, Any], folder_url: str
+        self,
+        provider: CoolStorageProvider,
+        environ: dict[str, Any],
+        folder_url: str,
+        bucket: Bucket,
     ) -> None:
         self.provider = provider
         self.environ = environ
         self.folder_url = folder_url
+        self.bucket = bucket
         self.records: list[ObjectRecord] = []
+        #: Prefixes of the sub-folders listed.
+        self.folders: list[str] = []
         self._views: dict[int, ObjectView] | None = None
         self._props: dict[int, dict[str, bytes]] | None = None
+        self._folder_props: dict[str, dict[str, bytes]] | None = None
         self._locks: dict[str, list[LockDict]] | None = None
 
     def view(self, record: ObjectRecord) -> ObjectView:
@@ -400,6 +408,17 @@ class _Listing:
             with translated():
                 self._props = self.provider.catalog.dav_properties_of(r.id for r in self.records)
         return self._props.get(object_id, {})
+
+    def folder_props(self, prefix: str) -> dict[str, bytes]:
+        """Dead properties of a listed sub-folder (kept on its marker object)."""
+        if self._folder_props is None:
+            marker = self.provider.settings.folder_marker
+            with translated():
+                found = self.provider.catalog.dav_properties_by_keys(
+                    self.bucket.id, (marker_key(p, marker) for p in self.folders)
+                )
+            self._folder_props = found
+        return self._folder_props.get(marker_key(prefix, self.provider.settings.folder_marker), {})
 
     def locks(self, ref_url: str) -> list[LockDict]:
         if self._locks is None:
@@ -686,7 +705,7 @@ class Folder(_Resource, DAVCollection):
     def _list(self) -> list[_DAVResource]:
         provider, prefix = self.provider, self.prefix
         own_marker = marker_key(prefix, provider.settings.folder_marker) if prefix else None
-        listing = _Listing(provider, self.environ, self.get_ref_url())
+        listing = _Listing(provider, self.environ, self.get_ref_url(), self.bucket)
         entries: list[tuple[str, _DAVResource]] = []
         after: str | None = None
         while True:
@@ -702,6 +721,7 @@ class Folder(_Resource, DAVCollection):
                 )
             for common in page.common_prefixes:
                 if usable_name(common[len(prefix) : -1]):
+                    listing.folders.append(common)
                     folder = Folder(
                         provider, self.environ, self.org, self.bucket, common, listing=listing
                     )
@@ -769,6 +789,8 @@ class Folder(_Resource, DAVCollection):
         return _available(self.provider.org_record(self.org, self.environ))
 
     def _load_dead_properties(self) -> dict[str, bytes]:
+        if self._listing is not None and not self._marker_known:
+            return self._listing.folder_props(self.prefix)
         marker = self.marker()
         if marker is None:
             return {}

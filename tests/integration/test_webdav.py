@@ -19,6 +19,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -27,7 +28,7 @@ import httpx
 import pytest
 from cheroot import wsgi
 
-from catalog.records import ROLE_ADMIN, ROLE_MEMBER
+from catalog.records import ROLE_ADMIN, ROLE_MEMBER, NewObject
 from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.logs import RequestIdMiddleware
@@ -531,6 +532,8 @@ def test_dead_properties_persist_move_with_the_file_and_go_with_it(dav: Endpoint
             propfind(client, f"{base}/dir/", "0")[f"{base}/dir/"]["{urn:example:test}colour"].text
             == "blue"
         )
+        parent = propfind(client, f"{base}/", "1")  # the sub-folder's own, in the listing
+        assert parent[f"{base}/dir/"]["{urn:example:test}colour"].text == "blue"
         # Protected and live properties cannot be set; buckets keep none.
         protected = PROPPATCH.replace("Z:colour", "D:getetag")
         assert b"403" in client.request("PROPPATCH", f"{base}/h.txt", content=protected).content
@@ -542,6 +545,53 @@ def test_dead_properties_persist_move_with_the_file_and_go_with_it(dav: Endpoint
     }
     dav.gateway.objects.delete_object(dav.principal(), "acme", bucket, "h.txt")
     assert dav.gateway.catalog.dav_properties(record.id) == {}
+
+
+def test_a_listing_reads_the_catalog_in_pages_not_per_member(
+    dav: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = new_bucket(dav)
+    gateway = dav.gateway
+    with dav.client() as client:
+        client.request("MKCOL", f"/acme/{bucket}/big/")
+        for i in range(5):
+            client.request("MKCOL", f"/acme/{bucket}/big/sub{i}/")
+            client.request("PROPPATCH", f"/acme/{bucket}/big/sub{i}/", content=PROPPATCH)
+    org = gateway.catalog.get_org("acme")
+    assert org is not None
+    stored = gateway.catalog.get_bucket(org.id, bucket)
+    assert stored is not None
+    gateway.catalog.import_objects(
+        NewObject(
+            bucket_id=stored.id,
+            key=f"big/f{i:05d}",
+            size=i,
+            etag=f'"{i:032x}"',
+            sha256="0" * 64,
+            content_type="text/plain",
+            user_metadata={},
+            storage_class="STANDARD",
+            segments=(),
+            modified_at=datetime.now(UTC),
+        )
+        for i in range(2500)
+    )
+    calls: dict[str, int] = {"head_object": 0, "list_objects": 0, "get_object": 0}
+    for name in calls:
+        real = getattr(gateway.objects, name)
+
+        def counted(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(gateway.objects, name, counted)
+    with dav.client() as client:
+        listing = propfind(client, f"/acme/{bucket}/big/", "1")
+    assert len(listing) == 1 + 5 + 2500
+    assert listing[f"/acme/{bucket}/big/f02499"][f"{DAV}getcontentlength"].text == "2499"
+    assert listing[f"/acme/{bucket}/big/sub3/"]["{urn:example:test}colour"].text == "blue"
+    assert calls["head_object"] <= 2 and calls["get_object"] == 0, calls
+    assert calls["list_objects"] <= 5, calls  # resolving the folder, then 3 pages
 
 
 def test_propfind_depth_infinity_is_refused(dav: Endpoint) -> None:

@@ -145,6 +145,13 @@ def test_dead_properties_belong_to_their_object(catalog: Catalog) -> None:
         object_id: catalog.dav_properties(object_id),
         other: catalog.dav_properties(object_id),
     }
+    assert catalog.dav_properties_by_keys(
+        first.bucket_id, ["file.txt", "file.txt-2", "nothing"]
+    ) == {
+        "file.txt": catalog.dav_properties(object_id),
+        "file.txt-2": catalog.dav_properties(object_id),
+    }
+    assert catalog.dav_properties_by_keys(first.bucket_id + 1, ["file.txt"]) == {}
     catalog.dav_delete_properties(other)
     assert catalog.dav_properties(other) == {}
     # Deleting the object deletes its properties, whoever deletes it.
