@@ -1152,7 +1152,8 @@ class FileResource(_Resource, DAVNonCollection):
         raise TextDAVError(
             403,
             f"{where} is archived in Deep Archive; restore it before reading.\n{refusal}"
-            f"Restore it with:  coolstorage restore {where}\n"
+            f"Restore it with:  coolstorage restore --org {shlex.quote(self.org)}"
+            f" {shlex.quote(self.bucket.name + '/' + self.key)}\n"
             f"or with S3 RestoreObject:  aws s3api restore-object --bucket {self.bucket.name}"
             f" --key {shlex.quote(self.key)} --restore-request Days=7  (against the S3 endpoint)",
         )

@@ -662,7 +662,7 @@ def test_archived_files_show_their_state_and_restore_on_read(dav: Endpoint) -> N
     with dav.client() as client:
         refused = client.get(path)
         assert refused.status_code == 403
-        assert f"coolstorage restore {org.name}/{bucket}/cold.bin" in refused.text
+        assert f"coolstorage restore --org {org.name} {bucket}/cold.bin" in refused.text
         assert "restore-object" in refused.text
         assert client.head(path).status_code == 200  # metadata stays readable
         props = propfind(client, f"/{org.name}/{bucket}/", "1", named(*COOL_NAMES))[path]

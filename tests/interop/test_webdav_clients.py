@@ -251,7 +251,7 @@ def test_a_cold_file_refuses_then_restores_on_read_then_serves(served: Served) -
         )
         refused = curl(served, "GET", "/coldbucket/frozen.txt")
         assert refused.status == 403
-        assert f"coolstorage restore {served.org}/coldbucket/frozen.txt".encode() in refused.body
+        assert f"coolstorage restore --org {served.org} coldbucket/frozen.txt".encode() in refused.body
         org = gateway.catalog.get_org(served.org)
         assert org is not None
         gateway.catalog.update_org_settings(org.id, {"restore_on_read": True})
