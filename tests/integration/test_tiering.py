@@ -119,3 +119,84 @@ def test_write_archive_restore_read(tmp_path: Path, backend_options: dict[str, A
         assert again.returncode == 0, again.stdout + again.stderr
         assert "tiering: nothing to do" in again.stdout or "tiering: 0 objects" in again.stdout
         assert blobs(backend) == stored
+
+
+def test_through_the_s3_endpoint_with_boto3(tmp_path: Path) -> None:
+    """The same life through the S3 endpoint: boto3 writes (two objects multipart), one
+    `tier run --once` archives, HEAD says DEEP_ARCHIVE, GET answers InvalidObjectState,
+    RestoreObject is accepted with a quote, and the bytes come back after the restore."""
+    import hashlib
+    import os
+    import random
+
+    from botocore.exceptions import ClientError
+
+    from tests.fixtures.s3gateway import s3_gateway
+
+    tiering = {"transition_after": 0, "container_target_size": 16 << 20}
+    # The gateway's default backend: localfs under data_dir, with its 5 s restore delay.
+    config_path = write_config(tmp_path, overrides={"backends": None, "storage": None})
+    with s3_gateway(tmp_path, overrides={"tiering": tiering}) as s3:
+        client = s3.client()
+        client.create_bucket(Bucket="tiered")
+        rng = random.Random(3)
+        sums: dict[str, str] = {}
+        for i in range(1000):
+            data = os.urandom(rng.randint(1, 40_000))
+            key = f"small/{i:04d}"
+            client.put_object(Bucket="tiered", Key=key, Body=data)
+            sums[key] = hashlib.sha256(data).hexdigest()
+        for i in range(3):
+            data = os.urandom(2 << 20)
+            client.put_object(Bucket="tiered", Key=f"large/{i}", Body=data)
+            sums[f"large/{i}"] = hashlib.sha256(data).hexdigest()
+        for i in range(2):
+            key = f"multipart/{i}"
+            upload = client.create_multipart_upload(Bucket="tiered", Key=key)["UploadId"]
+            parts, whole = [], hashlib.sha256()
+            for number, size in enumerate((5 << 20, 300_000 + i * (1 << 20)), 1):
+                data = os.urandom(size)
+                whole.update(data)
+                etag = client.upload_part(
+                    Bucket="tiered", Key=key, UploadId=upload, PartNumber=number, Body=data
+                )["ETag"]
+                parts.append({"PartNumber": number, "ETag": etag})
+            client.complete_multipart_upload(
+                Bucket="tiered", Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+            )
+            sums[key] = whole.hexdigest()
+
+        done = tier_once(config_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "1005 objects archived" in done.stdout
+        stored = blobs(s3.gateway.backends["local"])
+        assert len(stored) == 3 + 2 + 2 and set(stored.values()) == {"DEEP_ARCHIVE"}
+
+        chosen = ["small/0500", "multipart/0", "large/1"]
+        for key in chosen:
+            head = client.head_object(Bucket="tiered", Key=key)
+            assert head["StorageClass"] == "DEEP_ARCHIVE"
+            with pytest.raises(ClientError) as caught:
+                client.get_object(Bucket="tiered", Key=key)
+            assert caught.value.response["Error"]["Code"] == "InvalidObjectState"
+        listed = client.list_objects_v2(Bucket="tiered", Prefix="small/00")["Contents"]
+        assert {o["StorageClass"] for o in listed} == {"DEEP_ARCHIVE"}
+        for key in chosen:
+            answer = client.restore_object(
+                Bucket="tiered", Key=key,
+                RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Standard"}},
+            )
+            assert answer["ResponseMetadata"]["HTTPStatusCode"] == 202
+            quote = answer["ResponseMetadata"]["HTTPHeaders"]["x-coolstorage-restore-quote-usd"]
+            assert float(quote) > 0
+        assert 'ongoing-request="true"' in client.head_object(Bucket="tiered", Key="small/0500")[
+            "Restore"
+        ]
+        time.sleep(5.2)
+        polled = tier_once(config_path)
+        assert "3 completed" in polled.stdout, polled.stdout + polled.stderr
+        for key in [*chosen, "small/0001"]:  # small/0001 shares small/0500's pack
+            head = client.head_object(Bucket="tiered", Key=key)
+            assert 'ongoing-request="false"' in head["Restore"]
+            body = client.get_object(Bucket="tiered", Key=key)["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == sums[key], key
