@@ -144,14 +144,7 @@ class BucketActions(ActionBase):
             start_after=start_after or None,
             max_keys=max_keys,
         )
-        return page, self._views(page)
-
-    def _views(self, page: ListPage) -> list[ObjectView]:
-        many = getattr(self.objects, "views", None)
-        if many is not None:
-            views: list[ObjectView] = many(list(page.objects))
-            return views
-        return [self.objects.view(r) for r in page.objects]
+        return page, self.objects.views(list(page.objects))
 
     def _contents(
         self, req: S3Request, views: list[ObjectView], *, owner: bool, restore: bool

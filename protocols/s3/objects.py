@@ -414,10 +414,7 @@ class ObjectActions(ActionBase):
     def restore_object(self, req: S3Request) -> S3Response:
         self.check_version(req)
         request = xmlio.parse_restore_request(self.small_body(req, 64 << 10))
-        request_restore = getattr(self.objects, "request_restore", None)
-        if request_restore is None:
-            raise S3NotImplemented("Restores are not available in this gateway yet.")
-        ticket = request_restore(
+        ticket = self.objects.request_restore(
             self.who(req),
             req.org,
             self.bucket(req),
@@ -427,9 +424,8 @@ class ObjectActions(ActionBase):
         )
         started = ticket.status == "started"
         resp = S3Response(202 if started else 200)
-        quote = getattr(ticket, "quote_usd", None)
-        if quote is not None:
-            resp.add(QUOTE_HEADER, str(quote))
+        if ticket.quote_usd is not None:
+            resp.add(QUOTE_HEADER, str(ticket.quote_usd))
         return resp
 
     # -- ACLs and tags ---------------------------------------------------------------------

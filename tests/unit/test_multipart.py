@@ -336,3 +336,23 @@ def test_part_numbers_are_bounded(service: ObjectService, alice: Principal) -> N
         with pytest.raises(InvalidArgument):
             upload(service, alice, upload_id, bad, b"x")
     upload(service, alice, upload_id, 10000, b"last possible part")
+
+
+def test_the_engine_expires_stale_uploads(service: ObjectService, alice: Principal) -> None:
+    from types import SimpleNamespace
+
+    from gateway.config import load_config
+    from tiering.engine import Engine, default_tasks, multipart_expiry_task
+
+    assert "multipart-expiry" in [t.name for t in default_tasks(load_config(env={}))]
+    upload_id = start(service, alice)
+    upload(service, alice, upload_id, 1, b"forgotten")
+    gateway = SimpleNamespace(objects=service, catalog=service.catalog, instance_id="engine-1")
+    kept = Engine(gateway, [multipart_expiry_task(60, 1)])  # type: ignore[arg-type]
+    assert kept.run_once_blocking() == {"multipart-expiry": 0}
+    assert len(blobs(service)) == 1
+    expired = Engine(gateway, [multipart_expiry_task(60, 0)])  # type: ignore[arg-type]
+    assert expired.run_once_blocking() == {"multipart-expiry": 1}
+    assert blobs(service) == set()
+    with pytest.raises(NoSuchUpload):
+        service.list_parts(alice, "acme", BUCKET, "big", upload_id)

@@ -560,3 +560,32 @@ def test_virtual_hosted_style(tmp_path: Path) -> None:
         headers = dict(request.headers.items(), Host=f"vhost.s3.localtest:{port}")
         reply = httpx.get(f"http://127.0.0.1:{port}/a/b", headers=headers)
         assert reply.status_code == 200 and reply.content == b"virtual", reply.text
+
+
+def test_restore_answers(client: Any, bucket: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    from decimal import Decimal
+
+    from gateway.errors import RestoreInProgress
+    from gateway.objects import RestoreTicket
+
+    client.put_object(Bucket=bucket, Key="cold", Body=b"x", StorageClass="DEEP_ARCHIVE")
+    calls: list[tuple[int, str]] = []
+
+    def started(*args: Any, days: int, tier: str) -> RestoreTicket:
+        calls.append((days, tier))
+        return RestoreTicket("started", tier, None, Decimal("0.0125"))
+
+    monkeypatch.setattr(s3.gateway.objects, "request_restore", started)
+    reply = client.restore_object(Bucket=bucket, Key="cold", RestoreRequest={"Days": 5, "Tier": "Bulk"})
+    assert reply["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert reply["ResponseMetadata"]["HTTPHeaders"]["x-coolstorage-restore-quote-usd"] == "0.0125"
+    client.restore_object(Bucket=bucket, Key="cold", RestoreRequest={"Days": 1})
+    assert calls == [(5, "Bulk"), (1, "Standard")]
+
+    def ongoing(*args: Any, **kwargs: Any) -> RestoreTicket:
+        raise RestoreInProgress("cold")
+
+    monkeypatch.setattr(s3.gateway.objects, "request_restore", ongoing)
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        client.restore_object(Bucket=bucket, Key="cold", RestoreRequest={"Days": 1})
+    assert code_of(info) == ("RestoreAlreadyInProgress", 409)
