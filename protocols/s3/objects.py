@@ -103,13 +103,25 @@ def restore_header(view: ObjectView) -> str | None:
 
 
 class _Body:
-    """A streamed response body: closes the service's iterator however the response ends."""
+    """A streamed response body: closes the service's iterator however the response ends.
+
+    :meth:`prime` pulls the first piece before the status line is sent, so a failure to
+    reach the stored bytes (a missing blob, a backend down, a key that does not open the
+    header) is still answered as an S3 error rather than as a cut connection.
+    """
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
+        self._first: bytes | None = None
+
+    def prime(self) -> None:
+        self._first = next(self._chunks, b"")
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
+        if self._first:
+            yield self._first
+        self._first = None
+        yield from self._chunks
 
     def close(self) -> None:
         close = getattr(self._chunks, "close", None)
@@ -375,6 +387,7 @@ class ObjectActions(ActionBase):
         try:
             record = opened.view.record
             check_read_conditions(req.headers, record.etag, record.modified_at)
+            body.prime()
             resp = S3Response(206 if spec is not None else 200, body=body, length=opened.length)
             resp.headers = self._object_headers(req, opened.view, sse_key)
             if spec is not None:

@@ -375,3 +375,14 @@ def test_internal_errors_are_answered_without_internals(s3: S3Server, bucket: st
         s3.gateway.objects.head_object = original  # type: ignore[method-assign]
     fields = assert_error(reply, 500, "InternalError")
     assert "secret internal detail" not in reply.body.decode() and fields["Message"]
+
+
+def test_missing_stored_data_is_an_error_before_the_first_byte(s3: S3Server, bucket: str) -> None:
+    assert send(s3, "PUT", f"/{bucket}/lost", b"l" * 300_000).status == 200
+    principal, _ = s3.gateway.identity.authenticate_access_key(s3.access_key_id)
+    record = s3.gateway.objects.head_object(principal, s3.org, bucket, "lost").record
+    for segment in record.segments:
+        s3.gateway.backends[segment.blob.backend].delete(segment.blob.key)
+    reply = send(s3, "GET", f"/{bucket}/lost")
+    fields = assert_error(reply, 500, "InternalError")
+    assert "missing" in fields["Message"]
