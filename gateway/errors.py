@@ -178,8 +178,11 @@ class BadDigest(CoolStorageError):
     http_status = 400
 
 
-class RestoreBudgetExceeded(CoolStorageError):
+class RestoreBudgetExceeded(AccessDenied):
     """The restore would cost {0} USD; org {1} has {2} USD left of its monthly restore budget of {3} USD"""
+
+    # An AccessDenied, so a front end that knows no better refuses it with 403 and this
+    # message (S3 has no budget error of its own).
 
     code = "RestoreBudgetExceeded"
     http_status = 403
