@@ -33,6 +33,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Row
 
 from catalog import schema as s
+from catalog.admin import AdminQueries
 from catalog.base import CatalogBase
 from catalog.dav import DavQueries
 from catalog.db import WRITE_OPTION
@@ -232,7 +233,8 @@ def _object(row: Row[Any], segments: tuple[Segment, ...] = ()) -> ObjectRecord:
 
 
 class Catalog(
-    IdentityQueries, MultipartQueries, DavQueries, TieringQueries, PlacementQueries, CatalogBase
+    IdentityQueries, MultipartQueries, DavQueries, TieringQueries, PlacementQueries, AdminQueries,
+    CatalogBase,
 ):
     """Metadata of orgs, users, buckets, objects, blobs, intents, usage and leases.
 

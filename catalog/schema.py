@@ -296,6 +296,7 @@ audit_log = sa.Table(
 # Each later area registers its tables on ``metadata`` in its own module; importing them here
 # keeps "the schema" one complete MetaData for queries, migrations and the schema test.
 from catalog import (  # noqa: E402, F401
+    tables_admin,
     tables_dav,
     tables_identity,
     tables_multipart,

@@ -1,5 +1,6 @@
-"""``coolstorage serve`` as a real process: probes, the raw object route, TLS, a graceful
-SIGTERM during an upload, and the one-line failures of bad configurations."""
+"""``coolstorage serve`` as a real process: probes, the core API's upload and download
+endpoints, TLS, a graceful SIGTERM during an upload, and the one-line failures of bad
+configurations."""
 
 from __future__ import annotations
 
@@ -31,9 +32,12 @@ from tests.fixtures.tls import TLSFiles
 BUCKET = "smoke-bucket"
 
 
-def raw_url(gateway: GatewayProcess, key: str = "") -> str:
-    path = f"/api/v1/raw/default/{BUCKET}"
-    return gateway.admin_url + path + (f"/{key}" if key else "")
+def object_url(gateway: GatewayProcess, key: str) -> str:
+    return f"{gateway.admin_url}/api/v1/objects/default/{BUCKET}/{key}"
+
+
+def buckets_url(gateway: GatewayProcess) -> str:
+    return f"{gateway.admin_url}/api/v1/orgs/default/buckets"
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> None:
@@ -45,7 +49,7 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def test_probes_placeholders_and_raw_objects(gateway_process: Any) -> None:
+def test_probes_listeners_and_objects(gateway_process: Any) -> None:
     gateway: GatewayProcess = gateway_process(
         {"engine": {"sweep_interval": 1}, "log": {"level": "debug"}}
     )
@@ -67,23 +71,24 @@ def test_probes_placeholders_and_raw_objects(gateway_process: Any) -> None:
         reply = client.get(gateway.admin_url + "/readyz", headers={"X-Request-Id": "probe-1"})
         assert reply.status_code == 200 and reply.json() == {"status": "ready"}
         assert reply.headers["x-request-id"] == "probe-1"
-        for url, name in ((gateway.s3_url, "S3"), (gateway.webdav_url, "WebDAV")):
-            reply = client.get(url + "/")
-            assert reply.status_code == 503 and f"{name} endpoint not yet available" in reply.text
+        # The S3 and WebDAV listeners serve too, and refuse anonymous requests.
+        assert client.get(gateway.s3_url + "/").status_code == 403
+        assert client.get(gateway.webdav_url + "/").status_code == 401
 
-        reply = client.get(raw_url(gateway, "a"))
+        reply = client.get(object_url(gateway, "a"))
         assert reply.status_code == 401 and "Basic" in reply.headers["www-authenticate"]
-        reply = client.get(raw_url(gateway, "a"), auth=("admin", "wrong"))
+        reply = client.get(object_url(gateway, "a"), auth=("admin", "wrong"))
         assert reply.status_code == 401
 
         auth = gateway.admin_auth
-        assert client.put(raw_url(gateway), auth=auth).status_code == 201
-        reply = client.put(raw_url(gateway), auth=auth)
+        bucket = {"name": BUCKET}
+        assert client.post(buckets_url(gateway), json=bucket, auth=auth).status_code == 201
+        reply = client.post(buckets_url(gateway), json=bucket, auth=auth)
         assert reply.status_code == 409 and reply.json()["error"] == "AlreadyExists"
 
         body = secrets.token_bytes(3 * 1024 * 1024 + 12345)
         reply = client.put(
-            raw_url(gateway, "dir/ünïcode name.bin"),
+            object_url(gateway, "dir/ünïcode name.bin"),
             content=body,
             auth=auth,
             headers={"Content-Type": "application/x-test"},
@@ -91,14 +96,14 @@ def test_probes_placeholders_and_raw_objects(gateway_process: Any) -> None:
         assert reply.status_code == 201, reply.text
         assert reply.json()["size"] == len(body)
 
-        reply = client.get(raw_url(gateway, "dir/ünïcode name.bin"), auth=auth)
+        reply = client.get(object_url(gateway, "dir/ünïcode name.bin"), auth=auth)
         assert reply.status_code == 200
         assert reply.content == body
         assert reply.headers["content-type"] == "application/x-test"
         assert reply.headers["etag"].startswith('"')
 
         reply = client.get(
-            raw_url(gateway, "dir/ünïcode name.bin"),
+            object_url(gateway, "dir/ünïcode name.bin"),
             auth=auth,
             headers={"Range": "bytes=1048570-1048580"},
         )
@@ -106,11 +111,11 @@ def test_probes_placeholders_and_raw_objects(gateway_process: Any) -> None:
         assert reply.content == body[1048570:1048581]
         assert reply.headers["content-range"] == f"bytes 1048570-1048580/{len(body)}"
 
-        reply = client.head(raw_url(gateway, "dir/ünïcode name.bin"), auth=auth)
+        reply = client.head(object_url(gateway, "dir/ünïcode name.bin"), auth=auth)
         assert reply.status_code == 200 and int(reply.headers["content-length"]) == len(body)
 
-        assert client.delete(raw_url(gateway, "dir/ünïcode name.bin"), auth=auth).status_code == 204
-        reply = client.get(raw_url(gateway, "dir/ünïcode name.bin"), auth=auth)
+        assert client.delete(object_url(gateway, "dir/ünïcode name.bin"), auth=auth).status_code == 204
+        reply = client.get(object_url(gateway, "dir/ünïcode name.bin"), auth=auth)
         assert reply.status_code == 404
         assert reply.json() == {
             "error": "NoSuchKey",
@@ -132,13 +137,14 @@ def test_sigterm_lets_an_upload_in_flight_finish(gateway_process: Any, tmp_path:
     gateway: GatewayProcess = gateway_process({"engine": {"enabled": False}})
     auth = gateway.admin_auth
     with httpx.Client(timeout=30) as client:
-        assert client.put(raw_url(gateway), auth=auth).status_code == 201
+        reply = client.post(buckets_url(gateway), json={"name": BUCKET}, auth=auth)
+        assert reply.status_code == 201
     host, port = gateway.config["server"]["admin_listen"].split(":")
     body = secrets.token_bytes(3 * 1024 * 1024)
     piece = len(body) // 4
 
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    connection.putrequest("PUT", f"/api/v1/raw/default/{BUCKET}/slow.bin")
+    connection.putrequest("PUT", f"/api/v1/objects/default/{BUCKET}/slow.bin")
     connection.putheader("Content-Length", str(len(body)))
     token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     connection.putheader("Authorization", f"Basic {token}")
@@ -176,7 +182,7 @@ def test_sigterm_lets_an_upload_in_flight_finish(gateway_process: Any, tmp_path:
     try:
         assert again.first_admin == {}  # credentials are printed only at the very first start
         with httpx.Client(timeout=30) as client:
-            stored = client.get(raw_url(again, "slow.bin"), auth=auth)
+            stored = client.get(object_url(again, "slow.bin"), auth=auth)
             assert stored.status_code == 200 and stored.content == body
     finally:
         assert again.stop() == 0
@@ -191,9 +197,11 @@ def test_https_listeners_with_an_own_certificate(gateway_process: Any, tls_ca: T
         assert reply.status_code == 200 and reply.text == "ok\n"
         assert reply.http_version == "HTTP/1.1"
         auth = gateway.admin_auth
-        assert client.put(raw_url(gateway), auth=auth).status_code == 201
-        assert client.put(raw_url(gateway, "k"), content=b"over tls", auth=auth).status_code == 201
-        assert client.get(raw_url(gateway, "k"), auth=auth).content == b"over tls"
+        reply = client.post(buckets_url(gateway), json={"name": BUCKET}, auth=auth)
+        assert reply.status_code == 201
+        reply = client.put(object_url(gateway, "k"), content=b"over tls", auth=auth)
+        assert reply.status_code == 201
+        assert client.get(object_url(gateway, "k"), auth=auth).content == b"over tls"
     # A client that does not trust the test CA is refused.
     with httpx.Client(timeout=10) as client, pytest.raises(httpx.ConnectError):
         client.get(gateway.admin_url + "/healthz")
