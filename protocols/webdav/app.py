@@ -19,7 +19,7 @@ fail on before any middleware runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from wsgidav.dir_browser import WsgiDavDirBrowser
@@ -104,30 +104,42 @@ def build_webdav_app(
 
 
 class _Outer:
-    """Refuse paths that are not UTF-8, and turn an error raised before wsgidav's own
-    middleware runs into a response."""
+    """Refuse paths that are not UTF-8, and turn an error raised around wsgidav's own
+    middleware (before :class:`ErrorGuard` runs) into a response."""
 
     def __init__(self, app: WsgiDAVApp) -> None:
         self.app = app
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
+    ) -> Iterator[bytes]:
         try:
             environ["PATH_INFO"].encode("iso-8859-1").decode("utf-8")
         except (UnicodeEncodeError, UnicodeDecodeError):
-            return self._fail(
+            yield self._fail(
                 TextDAVError(400, "the request path is not UTF-8"), environ, start_response
             )
+            return
+        started = False
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            nonlocal started
+            started = True
+            return (
+                start_response(status, headers, exc_info)
+                if exc_info
+                else start_response(status, headers)
+            )
+
         try:
-            return self.app(environ, start_response)
-        except Exception as error:  # before any middleware: nothing was sent yet
-            return self._fail(as_dav_error(error), environ, start_response)
+            yield from self.app(environ, start)
+        except Exception as error:
+            if started:
+                raise
+            yield self._fail(as_dav_error(error), environ, start_response)
 
     @staticmethod
-    def _fail(
-        error: Any, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> list[bytes]:
+    def _fail(error: Any, environ: dict[str, Any], start_response: Callable[..., Any]) -> bytes:
         status, headers, body = error_response(error, environ)
         start_response(status, headers)
-        return [body]
+        return body

@@ -178,3 +178,24 @@ def test_lock_paths_and_conflicts() -> None:
     assert not conflicts(lock("/o/b"), lock("/o/b/k"))
     assert conflicts(lock("/o/b/k"), lock("/o/b", depth="infinity"))
     assert not conflicts(lock("/o/b/k"), lock("/o/b/kk", depth="infinity"))
+
+
+def test_the_outer_wrapper_refuses_bad_paths_and_answers_early_failures() -> None:
+    from protocols.webdav.app import _Outer
+
+    started: list[str] = []
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started.append(status)
+
+    def exploding(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        raise ValueError("before any middleware")
+        yield b""  # pragma: no cover
+
+    outer = _Outer(exploding)  # type: ignore[arg-type]
+    body = b"".join(outer({"PATH_INFO": "/ok", "REQUEST_METHOD": "GET"}, start))
+    assert started == ["500 Internal Server Error"] and b"before" not in body
+    started.clear()
+    bad = b"/\xff\xfe".decode("iso-8859-1")
+    body = b"".join(outer({"PATH_INFO": bad, "REQUEST_METHOD": "GET"}, start))
+    assert started == ["400 Bad Request"] and b"UTF-8" in body
