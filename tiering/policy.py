@@ -32,6 +32,7 @@ Presets protect the metadata of backup tools, wherever the repository sits in th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from catalog.api import Catalog
     from catalog.records import Bucket, ObjectRecord
     from gateway.config import TieringConfig
+
+log = logging.getLogger(__name__)
 
 BASES = ("write", "access")
 PRESETS = ("", "restic", "kopia")
@@ -250,11 +253,12 @@ class PolicyResolver:
             for rules in (org_rules, bucket_rules):
                 try:
                     found = found.with_rules(rules)
-                except InvalidArgument:
-                    import logging
-
-                    logging.getLogger(__name__).warning(
-                        "ignoring invalid stored tiering rules of bucket %s: %s", bucket.id, rules
+                except InvalidArgument as error:
+                    log.warning(
+                        "ignoring invalid stored tiering rules of bucket %s (%s): %s",
+                        bucket.id,
+                        error,
+                        rules,
                     )
             self._cache[bucket.id] = found
         return found
@@ -274,7 +278,7 @@ def _glob(pattern: str) -> Callable[[str], bool]:
         if text.startswith("**", i):
             out.append(".*")
             i += 2
-            if text.startswith("/", i) and out[-1] == ".*":
+            if text.startswith("/", i):
                 # "a/**/b" also matches "a/b".
                 out[-1] = "(?:.*/)?"
                 i += 1

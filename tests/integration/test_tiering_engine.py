@@ -403,3 +403,27 @@ def test_tier_archive_status_and_restore_commands(
         with pytest.raises(ObjectArchived):
             gw.objects.get_object(admin(), ORG, BUCKET, "docs/a")
         assert sweep_orphans(gw.catalog, gw.objects.backends, datetime.now(UTC)) == 0
+
+
+def test_job_leases_are_renewed_while_a_long_job_runs(gateway: Gateway) -> None:
+    import trio
+
+    from tiering.engine import run_holding_leases
+    from tiering.transitions import Leases
+
+    leases = Leases(gateway.catalog, "engine-a", ttl=1.0)
+    holders: list[object] = []
+
+    def long_job(*, stop: threading.Event) -> str:
+        assert leases.acquire("tier:test-job")
+        for _ in range(5):  # 2.5 s: well past the 1 s lifetime without renewal
+            threading.Event().wait(0.5)
+            holders.append(gateway.catalog.lease_holder("tier:test-job"))
+        assert not stop.is_set()
+        leases.release("tier:test-job")
+        return "done"
+
+    engine = Engine(gateway, [])
+    assert trio.run(run_holding_leases, engine, leases, long_job) == "done"
+    assert all(h is not None and h[0] == "engine-a" for h in holders), holders  # type: ignore[index]
+    assert gateway.catalog.lease_holder("tier:test-job") is None
