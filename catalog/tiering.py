@@ -508,12 +508,22 @@ class TieringQueries(CatalogBase):
 
     # -- what is still hot -------------------------------------------------------------------
     def hot_objects(
-        self, *, hot_classes: Sequence[str], after_blob_id: int = 0, limit: int = 500
+        self,
+        *,
+        hot_classes: Sequence[str],
+        after_blob_id: int = 0,
+        limit: int = 500,
+        created_before: datetime | None = None,
+        cold_classes: Sequence[str] = COLD,
     ) -> tuple[list[ObjectRecord], int | None]:
         """Objects stored (at least partly) in the next ``limit`` blobs of a hot class, by
         blob id after ``after_blob_id``, each with all its segments; and the blob id to
         continue after (None at the end). An object with several hot blobs may come back on
-        a later page too."""
+        a later page too.
+
+        ``created_before`` leaves out objects written later, unless a client asked for a
+        cold class (those are due at once): no policy can make them due yet, so their
+        segments are not even read."""
         from catalog.api import _OBJECT_COLUMNS, _object
 
         def tx(conn: Connection) -> tuple[list[ObjectRecord], int | None]:
@@ -521,7 +531,10 @@ class TieringQueries(CatalogBase):
                 int(b)
                 for b in conn.execute(
                     sa.select(s.blobs.c.id)
-                    .where(s.blobs.c.storage_class.in_(list(hot_classes)), s.blobs.c.id > after_blob_id)
+                    .where(
+                        s.blobs.c.storage_class.in_(list(hot_classes)),
+                        s.blobs.c.id > after_blob_id,
+                    )
                     .order_by(s.blobs.c.id)
                     .limit(limit)
                 ).scalars()
@@ -539,11 +552,15 @@ class TieringQueries(CatalogBase):
             records: list[ObjectRecord] = []
             core = self._core()
             for chunk in _chunks(sorted(object_ids)):
-                rows = conn.execute(
-                    sa.select(*_OBJECT_COLUMNS)
-                    .where(s.objects.c.id.in_(chunk))
-                    .order_by(s.objects.c.id)
-                ).all()
+                query = sa.select(*_OBJECT_COLUMNS).where(s.objects.c.id.in_(chunk))
+                if created_before is not None:
+                    query = query.where(
+                        sa.or_(
+                            s.objects.c.created_at < created_before,
+                            s.objects.c.storage_class.in_(list(cold_classes)),
+                        )
+                    )
+                rows = conn.execute(query.order_by(s.objects.c.id)).all()
                 records.extend(_object(row, core._segments(conn, row.id)) for row in rows)
             more = len(blob_ids) == limit
             return records, blob_ids[-1] if more else None

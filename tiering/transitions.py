@@ -58,7 +58,7 @@ from tiering.backends.base import COLD_CLASSES, STORAGE_CLASSES, Backend, Capabi
 from tiering.backends.staging import STAGING
 from tiering.crashpoints import crash_point
 from tiering.packing import CONTAINER_PREFIX, Member, verify_blob, write_container
-from tiering.policy import Policy, PolicyResolver, policy_from_config
+from tiering.policy import Policy, PolicyResolver, parse_duration, policy_from_config
 
 if TYPE_CHECKING:
     from catalog.api import Catalog
@@ -246,13 +246,18 @@ class Tierer:
         report = PassReport()
         now = self.clock()
         resolver = PolicyResolver(self.catalog, self.settings.policy)
+        horizon = None if ignore_age else now - timedelta(seconds=self._shortest_staging())
         groups: dict[tuple[int, str, str | None], _PackGroup] = {}
         seen: set[int] = set()
         after = 0
         try:
             while True:
                 records, next_after = self.catalog.hot_objects(
-                    hot_classes=HOT_CLASSES, after_blob_id=after, limit=_PAGE
+                    hot_classes=HOT_CLASSES,
+                    after_blob_id=after,
+                    limit=_PAGE,
+                    created_before=horizon,
+                    cold_classes=tuple(COLD_CLASSES),
                 )
                 for record in records:
                     if stop is not None and stop.is_set():
@@ -286,6 +291,19 @@ class Tierer:
         if report.archived_objects or report.rewrites or report.failures:
             log.info("tiering pass: %s", report)
         return report
+
+    def _shortest_staging(self) -> float:
+        """The shortest ``transition_after`` any policy sets: younger objects cannot be due,
+        so a pass skips them without reading their segments."""
+        shortest = self.settings.policy.transition_after
+        for row in self.catalog.tiering_policies():
+            value = row.rules.get("transition_after")
+            if value is not None:
+                try:
+                    shortest = min(shortest, parse_duration(value))
+                except CoolStorageError:
+                    continue
+        return shortest
 
     def _can_archive(self, backend_name: str) -> bool:
         backend = self.backends.get(backend_name)

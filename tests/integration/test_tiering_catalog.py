@@ -108,6 +108,10 @@ def test_commit_archive_repoints_members_in_one_transaction(
         seg(_name("last"), part=2))
     hot, _ = catalog.hot_objects(hot_classes=HOT_CLASSES, limit=1000)
     assert {keys[0], copy, multi} <= {r.key for r in hot}
+    young, _ = catalog.hot_objects(
+        hot_classes=HOT_CLASSES, limit=1000, created_before=datetime.now(UTC) - timedelta(hours=1)
+    )
+    assert not {keys[0], copy, multi} & {r.key for r in young}
 
     ids = [blob_id(catalog, bucket, k) for k in keys]
     staged_keys = set()
