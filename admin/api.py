@@ -224,8 +224,8 @@ class Router:
         route, raw_path = self.match(method, path)
         reader: BodyReader | None = None
         try:
-            params = self._params(route, raw_path, environ)
             principal, token = self._authenticate(route, environ)
+            params = self._params(route, raw_path, environ)
             body = None
             if route.stream_body:
                 reader = BodyReader(environ["wsgi.input"], content_length(environ))

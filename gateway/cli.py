@@ -36,6 +36,7 @@ COMMAND_MODULES: list[str] = [
     "gateway.cli_seal",
     "gateway.cli_identity",
     "gateway.cli_tier",
+    "gateway.cli_client",
 ]
 
 
