@@ -293,7 +293,9 @@ def test_default_tasks_follow_the_config() -> None:
     from gateway.config import load_config
 
     config = load_config(env={"COOLSTORAGE_ENGINE_SWEEP_INTERVAL": "42"})
-    tasks = default_tasks(config)
-    assert [t.name for t in tasks] == ["sweep"]
-    assert tasks[0].interval == 42 and tasks[0].lease == "sweep"
-    assert tasks[0].lease_ttl > 2 * 42
+    listed = default_tasks(config)
+    tasks = {t.name: t for t in listed}
+    assert "sweep" in tasks and len(tasks) == len(listed)  # names are unique
+    sweep = tasks["sweep"]
+    assert sweep.interval == 42 and sweep.lease == "sweep"
+    assert sweep.lease_ttl > 2 * 42
