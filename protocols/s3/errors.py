@@ -488,8 +488,10 @@ def from_domain(exc: domain.CoolStorageError, resource: str | None = None) -> S3
     """Translate a domain error into the S3 error a client expects.
 
     Every class of ``gateway.errors`` has a mapping; a domain error defined later whose
-    ``code`` is already an S3 code (``NoSuchUpload``...) maps to that class; anything else is
-    an ``InternalError`` carrying no internals.
+    ``code`` is already an S3 code (``NoSuchUpload``...) maps to that class, one with a
+    client-error status keeps its own code and status, one that says "try again" (503 or
+    retryable) is ``ServiceUnavailable``; anything else is an ``InternalError`` carrying no
+    internals.
     """
     msg = str(exc)
     d = exc.details
@@ -561,6 +563,14 @@ def from_domain(exc: domain.CoolStorageError, resource: str | None = None) -> S3
         return NoSuchKey(resource=resource)
     if isinstance(exc, domain.IntegrityError):
         return InternalError("The stored data failed its integrity check.", resource=resource)
+    if 400 <= exc.http_status < 500 and type(exc) is not domain.CoolStorageError:
+        # A domain error with no S3 counterpart (a budget, a rule of this gateway): its own
+        # code and status, and its message, which is written for the user.
+        return GenericError(exc.code, exc.http_status, msg, resource=resource)
+    if exc.http_status == 503 or exc.retryable:
+        return ServiceUnavailable(
+            resource=resource, headers={"Retry-After": "5"} if exc.retryable else None
+        )
     return InternalError(resource=resource)
 
 
