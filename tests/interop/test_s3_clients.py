@@ -60,7 +60,7 @@ def aws_cli() -> str:
 @pytest.fixture(scope="module", params=["http", "https"])
 def s3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     tls: TLSFiles | None = request.getfixturevalue("tls_ca") if request.param == "https" else None
-    with s3_gateway(tmp_path_factory.mktemp(f"interop-{request.param}"), tls=tls) as server:
+    with s3_gateway(tmp_path_factory.mktemp(f"interop-{request.param}"), tls=tls, threads=16) as server:
         yield server
 
 
