@@ -10,10 +10,11 @@ file downloaded, and egress.
 
 The one figure: the total under the engine's default policy (the ``[tiering]`` defaults of
 gateway/config.py: staging up to ``transition_after``, objects of up to
-``small_object_threshold`` staged in the catalog and packed into containers of about
-``container_target_size`` written straight to Deep Archive in the S3 backend's default part
-size, larger objects copied to Deep Archive one by one; one restore per container or
-object), as a ratio to the floor (the same bytes in Deep Archive for 12 months, one Bulk
+``small_object_threshold`` staged in the catalog, objects of up to ``pack_threshold`` PUT
+to STANDARD and read back once, all of them packed into containers of about
+``container_target_size`` written straight to Deep Archive as one PutObject each (the s3
+backend's default ``single_put_max``; its ``part_size`` beyond), larger objects copied to
+Deep Archive one by one; one restore per container or object), as a ratio to the floor (the same bytes in Deep Archive for 12 months, one Bulk
 retrieval and the egress, no overheads). Target: at most 1.10. Beside it, the same ratio
 for one object per file with 7 days of staging and a lifecycle transition each.
 
@@ -106,7 +107,7 @@ def measure_overheads() -> Overheads:
 
 def stored_sizes(sizes: list[int], policy: Policy, over: Overheads) -> list[int]:
     """Each file's bytes in the backend: sealed, plus its index entry when packed."""
-    packed = policy.small_object_threshold
+    packed = max(policy.small_object_threshold, policy.pack_threshold)
     return [over.sealed(s) + (round(over.index) if s < packed else 0) for s in sizes]
 
 
@@ -166,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     days = args.months * MONTH_DAYS
     sizes = corpus(args.files, args.median, args.sigma, args.seed)
     defaults = TieringConfig()
-    part_size: int = inspect.signature(S3Backend.__init__).parameters["part_size"].default
-    policy = Policy.from_tiering(defaults, part_size=part_size)
+    s3_defaults = inspect.signature(S3Backend.__init__).parameters
+    part_size: int = s3_defaults["part_size"].default
+    single_put_max: int = s3_defaults["single_put_max"].default
+    policy = Policy.from_tiering(defaults, part_size=part_size, single_put_max=single_put_max)
     per_file = Policy(
         staging_days=Decimal(7),
         small_object_threshold=0,
@@ -178,12 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     over = measure_overheads()
 
     small = [s for s in sizes if s < policy.small_object_threshold]
+    mid = [s for s in sizes if policy.small_object_threshold <= s < policy.pack_threshold]
     total = sum(sizes)
     print(
         f"corpus: {len(sizes):,} files, {total / GB:.2f} GB (median {args.median // KiB} KiB, "
         f"sigma {args.sigma:g}, seed {args.seed}), largest {max(sizes) / MiB:.1f} MiB; "
         f"{len(small):,} files ({sum(small) / total:.0%} of the bytes) of up to "
-        f"{defaults.small_object_threshold // KiB} KiB"
+        f"{defaults.small_object_threshold // KiB} KiB, {len(mid):,} more "
+        f"({sum(mid) / total:.0%}) of up to {defaults.pack_threshold // MiB} MiB"
     )
     print(
         f"sealing (measured): {over.fixed:.0f} bytes + {over.per_byte:.3%} per object, "
@@ -191,9 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"default policy ([tiering] defaults): staging {defaults.transition_after / 3600:g} h, "
-        f"catalog staging and packing up to {defaults.small_object_threshold // KiB} KiB, "
-        f"containers of {defaults.container_target_size // MiB} MiB in "
-        f"{part_size // MiB} MiB parts (the s3 backend's default), larger objects copied; "
+        f"catalog staging up to {defaults.small_object_threshold // KiB} KiB, packing up to "
+        f"{defaults.pack_threshold // MiB} MiB, containers of "
+        f"{defaults.container_target_size // MiB} MiB in one PUT each (s3 single_put_max "
+        f"{single_put_max // MiB} MiB, else {part_size // MiB} MiB parts), larger objects "
+        f"copied; "
         f"kept {args.months} months, one Bulk restore (copies kept 1 day) and download"
     )
     print()
@@ -206,16 +213,22 @@ def main(argv: list[str] | None = None) -> int:
 
     print("what the target needs: ratio to the floor under the default staging, by the size")
     print("below which objects are staged and packed, and by how containers are uploaded")
-    parts = {"8 MiB parts": 8 * MiB, "64 MiB parts": 64 * MiB, "single PUT": None}
+    parts: dict[str, tuple[int, int | None]] = {
+        "8 MiB parts": (8 * MiB, None),
+        "64 MiB parts": (64 * MiB, None),
+        "single PUT": (part_size, single_put_max),
+    }
     print(f"{'packed up to':<14}" + "".join(f"{name:>16}" for name in parts))
     for threshold in (1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB):
         row = []
-        for size in parts.values():
+        for size, single in parts.values():
             variant = Policy(
                 staging_days=policy.staging_days,
-                small_object_threshold=threshold + 1,
+                small_object_threshold=policy.small_object_threshold,
+                pack_threshold=threshold + 1,
                 container_target=policy.container_target,
                 part_size=size,
+                single_put_max=single,
             )
             row.append(run(sizes, variant, over, days).ratio)
         print(f"{threshold // MiB:>4} MiB      " + "".join(f"{r:>16.3f}" for r in row))

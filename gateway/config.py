@@ -309,6 +309,9 @@ class TieringConfig:
     preset: str = ""
     #: Objects up to this many bytes are staged in the catalog until packed (0: off).
     small_object_threshold: int = 1024 * 1024
+    #: Objects up to this many bytes are packed into containers when they go cold, from
+    #: the staging table or from their hot blob; larger ones are copied cold one by one.
+    pack_threshold: int = 16 * 1024 * 1024
     #: Containers are filled up to about this many bytes.
     container_target_size: int = 128 * 1024 * 1024
     #: Join the parts of a multipart object into one container when it goes cold.
@@ -352,6 +355,7 @@ class TieringConfig:
                 "tiering.small_object_threshold: at most 16777216 bytes (staged objects live "
                 "in the catalog database)"
             )
+        _at_least("tiering.pack_threshold", self.pack_threshold, 0)
         _at_least("tiering.container_target_size", self.container_target_size, 1024 * 1024)
         if self.storage_class not in ("DEEP_ARCHIVE", "GLACIER"):
             raise ConfigError('tiering.storage_class: expected "DEEP_ARCHIVE" or "GLACIER"')

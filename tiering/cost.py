@@ -466,12 +466,18 @@ def early_deletion_charge(
     return storage_cost(prices, storage_class, bytes, remaining)
 
 
-def upload_requests(size: int, part_size: int | None) -> int:
+def upload_requests(
+    size: int, part_size: int | None, single_put_max: int | None = None
+) -> int:
     """Requests one upload of ``size`` bytes makes: 1 for a single PUT (``size`` at most
-    ``part_size``, or ``part_size`` None), else a multipart upload: create, one per part,
-    complete. Every one is billed at the PUT rate of the class written."""
+    ``part_size`` or ``single_put_max``, or ``part_size`` None), else a multipart upload:
+    create, one per part, complete. Every one is billed at the PUT rate of the class
+    written. (The s3 backend sends a blob of a known size up to its ``single_put_max`` as
+    one PutObject.)"""
     _check_count(size, "size")
     if part_size is None or size <= part_size:
+        return 1
+    if single_put_max is not None and size <= single_put_max:
         return 1
     if part_size <= 0:
         raise InvalidArgument("part_size: must be positive")
@@ -598,6 +604,9 @@ class TieringDefaults(Protocol):
     @property
     def container_target_size(self) -> int: ...
 
+    @property
+    def pack_threshold(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -607,10 +616,14 @@ class Policy:
     ``small_object_threshold``: objects below it are staged in the catalog database (no
     backend request, no S3 storage) and packed into containers of about
     ``container_target`` bytes that are written straight to the archive class; 0 means
-    every object is its own blob. Larger objects are PUT to STANDARD and, once due, copied
-    to the archive class (``transition="copy"``) or moved by a lifecycle rule
+    every object is its own blob. ``pack_threshold``: objects from
+    ``small_object_threshold`` up to below it are PUT to STANDARD, staged there, read back
+    once (a STANDARD GET) and packed into the same containers (0, or not above
+    ``small_object_threshold``: none are). Larger objects are PUT to STANDARD and, once
+    due, copied to the archive class (``transition="copy"``) or moved by a lifecycle rule
     (``"transition"``). ``part_size`` is the backend's multipart part size (each part is a
-    PUT request; None: every upload is a single PUT).
+    PUT request; None: every upload is a single PUT); ``single_put_max``: uploads up to
+    this size are one PUT whatever ``part_size`` (None: no such rule).
     """
 
     staging_days: Decimal = Decimal(1)
@@ -619,13 +632,24 @@ class Policy:
     transition: str = "copy"
     part_size: int | None = None
     label: str = ""
+    pack_threshold: int = 0
+    single_put_max: int | None = None
 
     @classmethod
-    def from_tiering(cls, tiering: TieringDefaults, *, part_size: int | None = None) -> Policy:
+    def from_tiering(
+        cls,
+        tiering: TieringDefaults,
+        *,
+        part_size: int | None = None,
+        single_put_max: int | None = None,
+    ) -> Policy:
         """The policy a ``[tiering]`` config section (:class:`gateway.config.TieringConfig`)
-        describes, staging for the whole of ``transition_after`` (the worst case). The
-        gateway stages objects of *up to* ``small_object_threshold`` bytes in the catalog."""
+        describes, staging for the whole of ``transition_after`` (the worst case), with the
+        s3 backend's ``part_size`` and ``single_put_max``. The gateway stages objects of
+        *up to* ``small_object_threshold`` bytes in the catalog and packs objects of up to
+        ``pack_threshold`` bytes."""
         threshold = tiering.small_object_threshold
+        packed = tiering.pack_threshold
         return cls(
             staging_days=to_decimal(tiering.transition_after, "transition_after") / 86400,
             small_object_threshold=threshold + 1 if threshold > 0 else 0,
@@ -633,6 +657,8 @@ class Policy:
             transition="copy",
             part_size=part_size,
             label="default",
+            pack_threshold=packed + 1 if packed > 0 else 0,
+            single_put_max=single_put_max,
         )
 
     def __post_init__(self) -> None:
@@ -709,40 +735,52 @@ class Scenario:
         with localcontext(_CONTEXT):
             cold_days = Decimal(self.horizon_days) - staging_days
 
-        small = [s for s in self.sizes if s < policy.small_object_threshold]
-        large = [s for s in self.sizes if s >= policy.small_object_threshold]
-        containers = pack(small, policy.container_target)
+        packed_below = max(policy.small_object_threshold, policy.pack_threshold)
+        # In the order written: containers fill as the engine's pack groups do.
+        packed = [s for s in self.sizes if s < packed_below]
+        mid = [s for s in packed if s >= policy.small_object_threshold]
+        large = [s for s in self.sizes if s >= packed_below]
+        containers = pack(packed, policy.container_target)
         large_bytes = sum(large)
         container_bytes = sum(containers)
+        hot = mid + large
+
+        def uploads(sizes: Iterable[int]) -> int:
+            return sum(upload_requests(s, policy.part_size, policy.single_put_max) for s in sizes)
 
         lines: list[Line] = []
-        # Hot: large objects are PUT to STANDARD and wait there.
+        # Hot: objects above the catalog's staging threshold are PUT to STANDARD and wait.
         lines.append(
             (
                 f"PUT requests ({STANDARD})",
-                request_cost(
-                    sum(upload_requests(s, policy.part_size) for s in large),
-                    prices.write_rate(STANDARD),
-                ),
+                request_cost(uploads(hot), prices.write_rate(STANDARD)),
             )
         )
         lines.append(
             (
                 f"staging storage ({STANDARD})",
-                storage_cost(prices, STANDARD, large_bytes, staging_days),
+                storage_cost(prices, STANDARD, sum(hot), staging_days),
             )
         )
+        # Mid-size objects are read back once to be packed.
+        if mid:
+            lines.append(
+                (
+                    f"packing reads ({STANDARD} GET)",
+                    request_cost(len(mid), prices.read_rate(STANDARD)),
+                )
+            )
         # Cold: containers are written straight to the archive class...
         if containers:
-            packed = archive_cost(
+            in_containers = archive_cost(
                 prices,
                 objects=len(containers),
                 bytes=container_bytes,
                 days=cold_days,
-                requests=sum(upload_requests(s, policy.part_size) for s in containers),
+                requests=uploads(containers),
                 via="put",
             )
-            lines += [(f"containers: {label}", amount) for label, amount in packed]
+            lines += [(f"containers: {label}", amount) for label, amount in in_containers]
         # ...large objects are copied (or transitioned) there one by one.
         if large:
             moved = archive_cost(

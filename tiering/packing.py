@@ -17,6 +17,7 @@ memory stays bounded by one member's read buffer.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Where containers live in a backend: ``containers/<org id>/<uuid>``.
 CONTAINER_PREFIX = "containers/"
+#: Bytes of a container being assembled that stay in memory before it spills to disk.
+_SPOOL_MEMORY = 1 << 20
+#: Read size while assembling a container.
+_COPY_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ def write_container(
     index_metadata: SegmentMetadata,
     storage_class: str,
     level: int = 3,
+    spool_dir: str | None = None,
 ) -> tuple[ContainerResult, list[Member]]:
     """Write a container of ``members`` to ``backend`` at ``key``, straight into
     ``storage_class``, and verify it landed there whole.
@@ -78,7 +84,9 @@ def write_container(
     ``result.members``: a member whose bytes are gone by the time the writer reaches it
     (its object was deleted meanwhile) is left out. ``source(blob)`` is the backend a
     member's bytes are read from. The caller has recorded an intent for ``key``; on any
-    error the caller discards the blob.
+    error the caller discards the blob. The container is assembled in a temporary file
+    (in ``spool_dir``, default the system's; only ``_SPOOL_MEMORY`` bytes in memory) and
+    then stored with its exact size.
     """
     opened: list[IteratorReader] = []
     written: list[Member] = []
@@ -101,13 +109,20 @@ def write_container(
             yield reader, member.metadata, seal_result(member.segment)
 
     writer = ContainerWriter(streams(), recipients, index_metadata=index_metadata, level=level)
-    try:
-        backend.put(key, writer, storage_class=storage_class)
-        result = writer.result
-    finally:
-        writer.close()
-        while opened:
-            opened.pop().close()
+    # The container is built into a temporary file first, so the backend gets its exact
+    # size: the s3 backend then sends it as one PutObject (one request in the cold class)
+    # instead of a multipart upload of many. Its index length is only known once sealed.
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY, dir=spool_dir) as spool:
+        try:
+            while chunk := writer.read(_COPY_SIZE):
+                spool.write(chunk)
+            result = writer.result
+        finally:
+            writer.close()
+            while opened:
+                opened.pop().close()
+        spool.seek(0)
+        backend.put(key, spool, size=result.size, storage_class=storage_class)
     verify_blob(backend, key, size=result.size, storage_class=storage_class)
     return result, written
 

@@ -636,7 +636,10 @@ class TestLocalFS(BackendSuite):
 class TestS3(BackendSuite):
     @pytest.fixture
     def backend(self, moto_s3_options: dict[str, Any]) -> Iterator[Backend]:
-        backend = open_backend("test", {**moto_s3_options, "part_size": "5 MiB"})
+        # single_put_max 0: the suite's large blobs exercise multipart uploads.
+        backend = open_backend(
+            "test", {**moto_s3_options, "part_size": "5 MiB", "single_put_max": 0}
+        )
         yield backend
         backend.close()
 
@@ -659,6 +662,47 @@ class TestS3(BackendSuite):
         backend.put("one", as_stream(PatternReader(13, 5 * MiB)))
         assert "-" not in client.head_object(Bucket=moto_bucket, Key="one")["ETag"]
         assert stream_digest(backend.get("mp2"))[:2] == (pattern_digest(13, 11 * MiB), 11 * MiB)
+
+    def test_known_size_up_to_single_put_max_is_one_put_object(
+        self, moto_s3_options: dict[str, Any], client: Any, moto_bucket: str
+    ) -> None:
+        backend = open_backend(
+            "single", {**moto_s3_options, "part_size": "5 MiB", "single_put_max": "16 MiB"}
+        )
+        try:
+            size = 12 * MiB + 5
+            tracemalloc.start()
+            try:
+                backend.put("one", as_stream(PatternReader(21, size, max_read=MiB)), size=size)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert peak < 12 * MiB  # spooled to disk past part_size, never held whole
+            head = client.head_object(Bucket=moto_bucket, Key="one")
+            assert "-" not in head["ETag"] and head["ContentLength"] == size
+            assert stream_digest(backend.get("one"))[:2] == (pattern_digest(21, size), size)
+            # Above single_put_max, or without a size hint: multipart as before.
+            backend.put("over", as_stream(PatternReader(22, 17 * MiB)), size=17 * MiB)
+            assert client.head_object(Bucket=moto_bucket, Key="over")["ETag"].endswith('-4"')
+            backend.put("unknown", as_stream(PatternReader(23, 12 * MiB)))
+            assert client.head_object(Bucket=moto_bucket, Key="unknown")["ETag"].endswith('-3"')
+            # A hint that was too short: the spooled bytes become part 1 of a multipart upload.
+            backend.put("short", as_stream(PatternReader(24, 20 * MiB)), size=MiB)
+            head = client.head_object(Bucket=moto_bucket, Key="short")
+            assert head["ETag"].endswith('-2"') and head["ContentLength"] == 20 * MiB
+            assert stream_digest(backend.get("short"))[:2] == (
+                pattern_digest(24, 20 * MiB),
+                20 * MiB,
+            )
+            # A failed spooled put leaves nothing.
+            with pytest.raises(RuntimeError):
+                backend.put(
+                    "failed", as_stream(PatternReader(25, 8 * MiB, fail_after=6 * MiB)), size=8 * MiB
+                )
+            with pytest.raises(BlobNotFound):
+                backend.head("failed")
+        finally:
+            backend.close()
 
     def test_failed_multipart_upload_is_aborted(
         self, backend: Backend, client: Any, moto_bucket: str

@@ -16,6 +16,7 @@ from gateway.objects import ObjectService
 from tests.integration.tiering_support import (
     BUCKET,
     ORG,
+    MiB,
     admin,
     blobs,
     config_of,
@@ -47,17 +48,22 @@ def restore_everything(svc: ObjectService, keys: list[str]) -> dict[str, Any]:
 
 
 def test_write_archive_restore_read(tmp_path: Path, backend_options: dict[str, Any] | None) -> None:
-    config_path = write_config(tmp_path, backend=backend_options)
+    # The default pack threshold (16 MiB): the 3 singles are above it, and 2 mid-size
+    # objects (1.5-3 MiB, hot blobs in the backend) are packed with the small ones.
+    config_path = write_config(
+        tmp_path, backend=backend_options, overrides={"tiering": {"pack_threshold": 16 * MiB}}
+    )
     with Gateway.open(config_of(config_path)) as gateway:
         svc = gateway.objects
         backend = gateway.backends["cold"]
-        corpus = write_corpus(svc)
+        corpus = write_corpus(svc, single_size=(16 * MiB + 1, 17 * MiB), mids=2)
         assert gateway.catalog.tiering_counts().staged_blobs == 1000 + 1  # + a last part
-        assert len(blobs(backend)) == 3 + 2 + 2  # singles and multipart parts over 1 MiB
+        # Singles, mid-size objects and multipart parts over 1 MiB.
+        assert len(blobs(backend)) == 3 + 2 + 2 + 2
 
         done = tier_once(config_path)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "1005 objects archived" in done.stdout
+        assert "1007 objects archived" in done.stdout
 
         # At most 5 large blobs (3 copied singles, 2 joined multipart objects) plus 2 packs.
         stored = blobs(backend)
@@ -66,10 +72,16 @@ def test_write_archive_restore_read(tmp_path: Path, backend_options: dict[str, A
         assert sum(k.startswith("containers/") for k in stored) == 4
         counts = gateway.catalog.tiering_counts()
         assert counts.staged_blobs == 0 and counts.hot_blobs == 0
-        assert counts.objects_by_class["DEEP_ARCHIVE"][0] == 1005
+        assert counts.objects_by_class["DEEP_ARCHIVE"][0] == 1007
+        mid_key = sorted(k for k in corpus.small if k.startswith("mid/"))[0]
+        mid = gateway.catalog.get_object(
+            gateway.catalog.get_bucket(gateway.catalog.get_org(ORG).id, BUCKET).id,  # type: ignore[union-attr]
+            mid_key,
+        )
+        assert mid is not None and mid.segments[0].blob.key.startswith("containers/")
         assert counts.containers == 4 and counts.container_live_bytes == counts.container_members_bytes
 
-        small_key = sorted(corpus.small)[500]
+        small_key = sorted(k for k in corpus.small if k.startswith("small/"))[500]
         multi_key = sorted(corpus.multipart)[0]
         single_key = sorted(corpus.single)[1]
         for key in (small_key, multi_key, single_key):
@@ -110,7 +122,13 @@ def test_write_archive_restore_read(tmp_path: Path, backend_options: dict[str, A
         assert polled.returncode == 0, polled.stdout + polled.stderr
         # (Every object on localfs; on moto, whose requests are slow, every 20th small one.)
         step = 1 if backend_options is None else 20
-        check = {**dict(sorted(corpus.small.items())[::step]), **corpus.single, **corpus.multipart}
+        mids = {k: v for k, v in corpus.small.items() if k.startswith("mid/")}
+        check = {
+            **dict(sorted(corpus.small.items())[::step]),
+            **mids,
+            **corpus.single,
+            **corpus.multipart,
+        }
         for key, expected in sorted(check.items()):
             assert digest(read(svc, key)) == expected, key
 

@@ -32,7 +32,11 @@ def write_config(
     overrides: Mapping[str, Any] | None = None,
 ) -> Path:
     """A config with one backend ``cold`` (localfs with a 1 s restore delay unless given),
-    tiering due at once, 16 MiB containers and short leases; listeners off."""
+    tiering due at once, 16 MiB containers and short leases; listeners off.
+
+    ``pack_threshold`` is 1 MiB here (the default is 16 MiB), so the corpus's 1.5-3 MiB
+    singles are copied cold one by one, as the engine, crash and interop tests expect;
+    tests of mid-size packing override it."""
     var = directory / "var"
     config: dict[str, Any] = {
         "server": {
@@ -51,6 +55,7 @@ def write_config(
         "tiering": {
             "transition_after": 0,
             "container_target_size": 16 * MiB,
+            "pack_threshold": MiB,
             "lease_ttl": 3,
             "restore_poll_interval": 0.2,
         },
@@ -109,13 +114,17 @@ def write_corpus(
     small: int = 1000,
     small_max: int = 48 * 1024,
     singles: int = 3,
+    single_size: tuple[int, int] = (3 * MiB // 2, 3 * MiB),
+    mids: int = 0,
     multipart: tuple[tuple[int, ...], ...] = ((5 * MiB, 5 * MiB, 200 * 1024), (5 * MiB, MiB + 77)),
     seed: int = 7,
     org: str = ORG,
     bucket: str = BUCKET,
 ) -> Corpus:
-    """Write ``small`` small objects (1 B to ``small_max``), ``singles`` objects of 1.5-3
-    MiB and one multipart object per entry of ``multipart`` (its part sizes)."""
+    """Write ``small`` small objects (1 B to ``small_max``), ``singles`` objects of
+    ``single_size`` bytes (1.5-3 MiB), ``mids`` objects of 1.5-3 MiB (kept with the small
+    ones in :attr:`Corpus.small`, keys ``mid/``) and one multipart object per entry of
+    ``multipart`` (its part sizes)."""
     rng = random.Random(seed)
     who = admin(org)
     svc.ensure_org(org)
@@ -127,8 +136,13 @@ def write_corpus(
         key = f"small/{i // 100:02d}/file-{i:04d}.bin"
         svc.put_object(who, org, bucket, key, io.BytesIO(data), size=len(data))
         corpus.small[key] = digest(data)
-    for i in range(singles):
+    for i in range(mids):
         data = os.urandom(rng.randint(3 * MiB // 2, 3 * MiB))
+        key = f"mid/file-{i}.bin"
+        svc.put_object(who, org, bucket, key, io.BytesIO(data), size=len(data))
+        corpus.small[key] = digest(data)
+    for i in range(singles):
+        data = os.urandom(rng.randint(*single_size))
         key = f"large/single-{i}.bin"
         svc.put_object(who, org, bucket, key, io.BytesIO(data), size=len(data))
         corpus.single[key] = digest(data)

@@ -81,6 +81,8 @@ def test_multipart_uploads_pay_a_put_per_part() -> None:
     assert upload_requests(8 * MiB + 1, 8 * MiB) == 2 + 2
     assert upload_requests(128 * MiB, 8 * MiB) == 2 + 16
     assert upload_requests(128 * MiB, None) == 1
+    assert upload_requests(128 * MiB, 8 * MiB, 512 * MiB) == 1
+    assert upload_requests(513 * MiB, 8 * MiB, 512 * MiB) == 2 + 65
     assert copy_requests(5 * GB) == 1
     assert copy_requests(6 * GB) == 2 + 12
 
@@ -346,15 +348,59 @@ def test_one_object_per_file_costs_more_than_packing() -> None:
 
 def test_policy_from_the_tiering_section() -> None:
     section = SimpleNamespace(
-        transition_after=43200.0, small_object_threshold=MiB, container_target_size=128 * MiB
+        transition_after=43200.0,
+        small_object_threshold=MiB,
+        container_target_size=128 * MiB,
+        pack_threshold=16 * MiB,
     )
-    policy = Policy.from_tiering(section, part_size=8 * MiB)  # type: ignore[arg-type]
+    policy = Policy.from_tiering(  # type: ignore[arg-type]
+        section, part_size=8 * MiB, single_put_max=512 * MiB
+    )
     assert policy.staging_days == D("0.5")
     # The gateway stages objects of up to the threshold: exactly 1 MiB is still small.
     assert policy.small_object_threshold == MiB + 1
+    assert policy.pack_threshold == 16 * MiB + 1
     assert (policy.container_target, policy.part_size) == (128 * MiB, 8 * MiB)
-    off = SimpleNamespace(transition_after=0, small_object_threshold=0, container_target_size=MiB)
+    assert policy.single_put_max == 512 * MiB
+    off = SimpleNamespace(
+        transition_after=0, small_object_threshold=0, container_target_size=MiB, pack_threshold=0
+    )
     assert Policy.from_tiering(off).small_object_threshold == 0  # type: ignore[arg-type]
+    assert Policy.from_tiering(off).pack_threshold == 0  # type: ignore[arg-type]
+
+
+def test_policy_from_the_real_config_defaults() -> None:
+    from gateway.config import TieringConfig
+
+    policy = Policy.from_tiering(TieringConfig())
+    assert policy.pack_threshold == TieringConfig().pack_threshold + 1 > policy.small_object_threshold
+
+
+def test_mid_size_objects_are_put_hot_then_packed() -> None:
+    sizes = [4 * MiB] * 10 + [32 * MiB]
+    scenario = Scenario(sizes, horizon_days=360)
+    policy = Policy(staging_days=D(1), pack_threshold=16 * MiB, part_size=8 * MiB)
+    result = scenario.run(policy)
+    assert result.containers == 1
+    assert result.blobs == 2  # one container and the 32 MiB object
+    lines = dict(result.quote.lines)
+    # Each mid-size object: one STANDARD PUT and one GET to pack it; the large one: 6 PUTs.
+    assert lines["PUT requests (STANDARD)"] == D("0.005") * (10 + 6) / 1000
+    assert lines["packing reads (STANDARD GET)"] == D("0.0004") * 10 / 1000
+    assert lines["objects: COPY requests (DEEP_ARCHIVE)"] == D("0.05") / 1000
+    # The 40 MiB container: create + 5 parts + complete, or one PUT under single_put_max.
+    assert lines["containers: PUT requests (DEEP_ARCHIVE)"] == D("0.05") * 7 / 1000
+    single = scenario.run(
+        Policy(
+            staging_days=D(1),
+            pack_threshold=16 * MiB,
+            part_size=8 * MiB,
+            single_put_max=512 * MiB,
+        )
+    )
+    assert single.quote.line("containers: PUT requests (DEEP_ARCHIVE)") == D("0.05") / 1000
+    assert single.quote.line("PUT requests (STANDARD)") == D("0.005") * 11 / 1000
+    assert single.quote.total < result.quote.total
 
 
 def test_floor_counts_the_plaintext_when_sizes_are_sealed() -> None:
