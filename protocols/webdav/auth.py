@@ -23,7 +23,7 @@ from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.http_authenticator import HTTPAuthenticator
 
 from gateway.errors import AccessDenied, CoolStorageError
-from protocols.webdav.errors import dav_error
+from protocols.webdav.errors import TextDAVError, dav_error
 from protocols.webdav.provider import PRINCIPAL_KEY
 
 if TYPE_CHECKING:
@@ -67,7 +67,13 @@ class GatewayDomainController(BaseDomainController):
             principal = self.identity.authenticate_password(
                 user_name, password, client=environ.get("REMOTE_ADDR")
             )
-        except AccessDenied:
+        except AccessDenied as error:
+            retry_after = getattr(error, "retry_after", None)
+            if isinstance(retry_after, int):
+                # Too many failed logins: a 401 would only make the client ask again.
+                raise TextDAVError(
+                    429, str(error), headers=[("Retry-After", str(retry_after))]
+                ) from None
             return False
         except CoolStorageError as error:
             # The catalog or the directory is unreachable: not the user's fault.

@@ -89,7 +89,9 @@ def dav_error(error: CoolStorageError) -> DAVError:
         return TextDAVError(400, message)
     if isinstance(error, RestoreInProgress):
         return TextDAVError(503, message, headers=[("Retry-After", str(RETRY_SOON))])
-    if isinstance(error, BackendError | CatalogError):
+    if isinstance(error, BackendError | CatalogError) or error.http_status == 503:
+        # The catalog, a backend or the login directory is unreachable: not the client's
+        # fault, and worth another try.
         headers = [("Retry-After", str(RETRY_SOON))] if error.retryable else None
         return TextDAVError(503, message, headers=headers)
     status = error.http_status if 400 <= error.http_status < 600 else 500

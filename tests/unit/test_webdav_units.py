@@ -199,3 +199,38 @@ def test_the_outer_wrapper_refuses_bad_paths_and_answers_early_failures() -> Non
     bad = b"/\xff\xfe".decode("iso-8859-1")
     body = b"".join(outer({"PATH_INFO": bad, "REQUEST_METHOD": "GET"}, start))
     assert started == ["400 Bad Request"] and b"UTF-8" in body
+
+
+def test_the_domain_controller_maps_login_outcomes() -> None:
+    from gateway.authn import AuthenticatorUnavailable
+    from gateway.identity import LoginThrottled
+    from gateway.principals import Principal
+    from protocols.webdav.auth import CONTEXT_KEY, DavContext, GatewayDomainController
+    from protocols.webdav.provider import PRINCIPAL_KEY
+
+    class Identity:
+        outcome: Any = None
+
+        def authenticate_password(self, user: str, password: str, *, client: Any = None) -> Any:
+            if isinstance(self.outcome, Exception):
+                raise self.outcome
+            return self.outcome
+
+    identity = Identity()
+    context = DavContext(identity=identity, realm="R")  # type: ignore[arg-type]
+    dc = GatewayDomainController(None, {CONTEXT_KEY: context})
+    assert dc.get_domain_realm("/", None) == "R" and dc.require_authentication("R", None)
+    environ: dict[str, Any] = {"REMOTE_ADDR": "127.0.0.1"}
+    identity.outcome = Principal(name="alice", user_id=1)
+    assert dc.basic_auth_user("R", "Alice", "pw", environ) is True
+    assert environ[PRINCIPAL_KEY].name == "alice"
+    identity.outcome = AccessDenied("wrong user name or password")
+    assert dc.basic_auth_user("R", "alice", "bad", {}) is False
+    identity.outcome = LoginThrottled(120)
+    with pytest.raises(DAVError) as throttled:
+        dc.basic_auth_user("R", "alice", "pw", {})
+    assert throttled.value.value == 429 and ("Retry-After", "120") in (throttled.value.add_headers or [])
+    identity.outcome = AuthenticatorUnavailable("ldap", "timed out")
+    with pytest.raises(DAVError) as down:
+        dc.basic_auth_user("R", "alice", "pw", {})
+    assert down.value.value == 503 and ("Retry-After", "5") in (down.value.add_headers or [])
