@@ -289,11 +289,15 @@ class Router:
         return body
 
     def _authenticate(self, route: Route, environ: Environ) -> tuple[Principal | None, str | None]:
+        if not route.auth:
+            # Open routes (the document, logging in) ignore credentials, even stale ones.
+            return None, None
         header = str(environ.get("HTTP_AUTHORIZATION", "") or "")
         if not header:
-            if route.auth:
-                raise HTTPProblem(401, "Unauthorized", "authentication required: send a bearer token or Basic credentials", CHALLENGE)
-            return None, None
+            raise HTTPProblem(
+                401, "Unauthorized",
+                "authentication required: send a bearer token or Basic credentials", CHALLENGE,
+            )
         scheme, _, value = header.partition(" ")
         value = value.strip()
         identity = self.services.gateway.identity

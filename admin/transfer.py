@@ -262,7 +262,7 @@ def put(
             log(f"{report.skipped} files already stored unchanged: skipped")
         progress = Progress(
             sum(f.size for f in todo), files=len(todo), stream=progress_stream,
-            enabled=show_progress, label="upload",
+            enabled=show_progress and bool(todo), label="upload",
         )
         throttle = Throttle(bwlimit)
         lock = threading.Lock()

@@ -414,12 +414,14 @@ def _restore_line(job: dict[str, Any]) -> str:
     return line
 
 
-def _follow(ctx: CommandContext, client: ApiClient, restore_id: int, timeout: float) -> dict[str, Any]:
+def _follow(
+    ctx: CommandContext, client: ApiClient, restore_id: int, timeout: float, *, shown: str = ""
+) -> dict[str, Any]:
     from admin.client import ClientError
 
     deadline = time.monotonic() + timeout if timeout else None
     delay = 0.5
-    last = ""
+    last = shown
     while True:
         job = client.restore_status(restore_id)
         line = _restore_line(job)
@@ -471,9 +473,10 @@ def run_restore(ctx: CommandContext) -> int:
                     _print(ctx, "not started")
                     return 1
             job = client.restore(request)
-            _print(ctx, _restore_line(job))
+            line = _restore_line(job)
+            _print(ctx, line)
             if args.wait:
-                job = _follow(ctx, client, job["restore_id"], args.timeout)
+                job = _follow(ctx, client, job["restore_id"], args.timeout, shown=line)
             else:
                 _print(ctx, f"follow it with `coolstorage client status {job['restore_id']} --wait`")
             _ready_hint(ctx, job)

@@ -289,3 +289,11 @@ def test_command_line_sizes_and_targets() -> None:
         _split("o")
     with pytest.raises(ClientError):
         _split("o/b/", need_key=True)
+
+
+def test_docs_api_md_names_every_path() -> None:
+    from admin.routes import ROUTES
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "API.md").read_text()
+    missing = sorted({r.path for r in ROUTES if r.path not in text})
+    assert not missing, f"docs/API.md does not mention {missing}"
