@@ -234,3 +234,25 @@ def test_the_domain_controller_maps_login_outcomes() -> None:
     with pytest.raises(DAVError) as down:
         dc.basic_auth_user("R", "alice", "pw", {})
     assert down.value.value == 503 and ("Retry-After", "5") in (down.value.add_headers or [])
+
+
+def test_the_webdav_config_section(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.config import load_config
+    from gateway.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)  # no ./coolstorage.toml
+    config = load_config(None, env={})
+    assert config.webdav.block_size == 1024 * 1024 and not config.webdav.allow_depth_infinity
+    assert config.webdav.realm == "Cool Storage" and config.webdav.folder_marker == ""
+    env = {"COOLSTORAGE_WEBDAV_ALLOW_DEPTH_INFINITY": "true", "COOLSTORAGE_WEBDAV_REALM": "Files"}
+    changed = load_config(None, env=env).webdav
+    assert changed.allow_depth_infinity and changed.realm == "Files"
+    for key, value, message in [
+        ("block_size", "1000", "webdav.block_size"),
+        ("folder_marker", "a/b", "webdav.folder_marker"),
+        ("realm", 'say "hi"', "webdav.realm"),
+        ("lock_timeout_max", "5", "webdav.lock_timeout_max"),
+        ("restore_days", "0", "webdav.restore_days"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, env={f"COOLSTORAGE_WEBDAV_{key.upper()}": value})
