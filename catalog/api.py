@@ -57,6 +57,7 @@ from catalog.records import (
     UsageEvent,
     User,
 )
+from catalog.retention import REASON_DELETE, REASON_MOVE, REASON_OVERWRITE, RetentionQueries
 from catalog.tiering import TieringQueries
 from gateway.errors import (
     AlreadyExists,
@@ -234,7 +235,7 @@ def _object(row: Row[Any], segments: tuple[Segment, ...] = ()) -> ObjectRecord:
 
 class Catalog(
     IdentityQueries, MultipartQueries, DavQueries, TieringQueries, PlacementQueries, AdminQueries,
-    CatalogBase,
+    RetentionQueries, CatalogBase,
 ):
     """Metadata of orgs, users, buckets, objects, blobs, intents, usage and leases.
 
@@ -854,7 +855,7 @@ class Catalog(
             used = conn.execute(
                 sa.select(s.segments.c.id).where(s.segments.c.blob_id == blob_id).limit(1)
             ).first()
-            if used is not None:
+            if used is not None or self._blob_retained(conn, blob_id):
                 continue
             garbage.append(self._insert_intent(conn, blob.backend, blob.key, INTENT_GARBAGE, now))
         return garbage
@@ -954,6 +955,9 @@ class Catalog(
         overwritten). ``BucketNotFound`` if the bucket is gone. Stored bytes count object
         (plaintext) sizes.
 
+        A replaced version that must be kept (catalog/retention.py) moves to the retained
+        tables instead of being dropped, and stays counted in the org's stored bytes.
+
         An overwrite updates the existing row in place: the object keeps its ``id`` (the
         ``replaced`` record is the old version's snapshot); ``created_at`` is the time of
         this commit and ``last_access`` starts again empty.
@@ -978,7 +982,14 @@ class Catalog(
             # Lock order: bucket (shared), object, org, blobs. The org row is written before
             # any insert whose foreign key would share-lock it; two writers that both held
             # it shared and then wanted it exclusively would deadlock.
-            delta = new.size - (int(old_row.size) if old_row is not None else 0)
+            # A replaced object that must be kept (catalog/retention.py) stays counted.
+            retain = (
+                self._retention_for(conn, new.bucket_id, int(old_row.id), now)
+                if old_row is not None
+                else None
+            )
+            old_size = int(old_row.size) if old_row is not None and retain is None else 0
+            delta = new.size - old_size
             self._change_stored_bytes(
                 conn, org_id, delta, enforce_quota=quota_org_id is not None
             )
@@ -1004,6 +1015,10 @@ class Catalog(
                 # same unique key deadlocks under InnoDB when writers queue on that key.
                 replaced = self._full_object(conn, old_row)
                 object_id = int(old_row.id)
+                if retain is not None:
+                    self._retain_object(
+                        conn, org_id, object_id, reason=REASON_OVERWRITE, until=retain, now=now
+                    )
                 old_blobs = self._drop_segments(conn, object_id)
                 conn.execute(
                     s.objects.update().where(s.objects.c.id == object_id).values(**values)
@@ -1204,7 +1219,11 @@ class Catalog(
     ) -> tuple[ObjectRecord | None, list[Intent]]:
         """Delete the object at ``key``; return it (None if absent) and the garbage intents
         of the blobs nothing references any more. ``usage`` is recorded either way (the
-        request happened)."""
+        request happened).
+
+        An object that must be kept (a young cold blob, or the bucket's retention window:
+        catalog/retention.py) is hidden the same way but moves to the retained tables: its
+        blobs are not garbage and its bytes stay in the org's stored bytes until purged."""
         raw = encode_key(key)
 
         def tx(conn: Connection) -> tuple[ObjectRecord | None, list[Intent]]:
@@ -1214,8 +1233,14 @@ class Catalog(
             garbage: list[Intent] = []
             deleted: ObjectRecord | None = None
             if row is not None:
-                self._change_stored_bytes(conn, org_id, -int(row.size), enforce_quota=False)
+                retain = self._retention_for(conn, bucket_id, int(row.id), now)
+                if retain is None:
+                    self._change_stored_bytes(conn, org_id, -int(row.size), enforce_quota=False)
                 deleted = self._full_object(conn, row)
+                if retain is not None:
+                    self._retain_object(
+                        conn, org_id, int(row.id), reason=REASON_DELETE, until=retain, now=now
+                    )
                 blob_ids = self._drop_object(conn, row.id)
                 garbage = self._collect_garbage(conn, blob_ids, now)
             if usage is not None:
@@ -1256,7 +1281,15 @@ class Catalog(
             if target is not None:
                 if not overwrite:
                     raise PreconditionFailed(f"{new_key} exists")
-                self._change_stored_bytes(conn, org_id, -int(target.size), enforce_quota=False)
+                retain = self._retention_for(conn, new_bucket_id, int(target.id), now)
+                if retain is None:
+                    self._change_stored_bytes(
+                        conn, org_id, -int(target.size), enforce_quota=False
+                    )
+                else:
+                    self._retain_object(
+                        conn, org_id, int(target.id), reason=REASON_MOVE, until=retain, now=now
+                    )
                 blob_ids = self._drop_object(conn, target.id)
                 garbage = self._collect_garbage(conn, blob_ids, now)
             conn.execute(
@@ -1324,7 +1357,7 @@ class Catalog(
         return [_intent(r) for r in rows]
 
     def blob_is_referenced(self, backend: str, blob_key: str) -> bool:
-        """True if any segment of any live object lives in that blob."""
+        """True if any segment of any live or retained object lives in that blob."""
 
         def tx(conn: Connection) -> bool:
             found = conn.execute(
@@ -1333,7 +1366,14 @@ class Catalog(
                 .where(s.blobs.c.backend == backend, s.blobs.c.key == blob_key)
                 .limit(1)
             ).first()
-            return found is not None
+            if found is not None:
+                return True
+            blob_id = conn.execute(
+                sa.select(s.blobs.c.id).where(
+                    s.blobs.c.backend == backend, s.blobs.c.key == blob_key
+                )
+            ).scalar()
+            return blob_id is not None and self._blob_retained(conn, int(blob_id))
 
         return self._read(tx)
 
@@ -1354,7 +1394,7 @@ class Catalog(
             used = conn.execute(
                 sa.select(s.segments.c.id).where(s.segments.c.blob_id == blob_id).limit(1)
             ).first()
-            if used is not None:
+            if used is not None or self._blob_retained(conn, blob_id):
                 return False
             conn.execute(s.blobs.delete().where(s.blobs.c.id == blob_id))
             return True

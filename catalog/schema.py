@@ -301,5 +301,6 @@ from catalog import (  # noqa: E402, F401
     tables_identity,
     tables_multipart,
     tables_placement,
+    tables_retention,
     tables_tiering,
 )
