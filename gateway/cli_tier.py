@@ -7,6 +7,9 @@
 - ``tier archive BUCKET[/PREFIX]``: archive a bucket (or the keys under a prefix) now,
   whatever the objects' age; keep-hot rules and the bucket's policy still apply.
 - ``tier status``: objects by class and state, staged bytes, containers, ongoing restores.
+- ``tier retained list BUCKET[/PREFIX]``: deleted or overwritten versions still kept (a
+  young cold blob, or the bucket's ``retention_days`` window), with their ids;
+  ``tier retained recover BUCKET/KEY [--id N]`` puts one back (the newest by default).
 - ``restore BUCKET/KEY``: ask for a readable copy of an archived object, as an org admin
   would (quoted, and charged to the org's monthly restore budget).
 
@@ -67,6 +70,31 @@ def register(subparsers: Any) -> None:
     )
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=run_status)
+
+    retained = commands.add_parser(
+        "retained",
+        help="list or recover deleted and overwritten objects still kept",
+        description="Deleted or overwritten objects are kept (hidden) while their cold "
+        "blob is younger than the class's minimum duration, or for the bucket's "
+        "retention_days; list them, or put one back at its key.",
+    )
+    retained.set_defaults(group_parser=retained)
+    retained_commands = retained.add_subparsers(title="retained commands", metavar="COMMAND")
+    listing = retained_commands.add_parser("list", help="list retained versions")
+    listing.add_argument("target", metavar="BUCKET[/PREFIX]")
+    listing.add_argument("--org", help="the bucket's org (default: the only org)")
+    listing.add_argument("--json", action="store_true", help="print one JSON object per line")
+    listing.set_defaults(func=run_retained_list)
+    recover = retained_commands.add_parser(
+        "recover",
+        help="put a retained version back at its key",
+        description="Make a retained version of BUCKET/KEY the live object again (the "
+        "newest unless --id names one). Fails if an object exists at KEY.",
+    )
+    recover.add_argument("target", metavar="BUCKET/KEY")
+    recover.add_argument("--org", help="the bucket's org (default: the only org)")
+    recover.add_argument("--id", type=int, dest="retained_id", help="the version's id")
+    recover.set_defaults(func=run_retained_recover)
 
     restore = subparsers.add_parser(
         "restore",
@@ -246,7 +274,52 @@ def run_restore(ctx: CommandContext) -> int:
     return 0
 
 
+def run_retained_list(ctx: CommandContext) -> int:
+    bucket_name, _, prefix = ctx.args.target.partition("/")
+    with ctx.open_gateway() as gateway:
+        org = _org(gateway, ctx.args.org)
+        rows = gateway.objects.list_retained(_operator(org), org.name, bucket_name, prefix)
+    for row in rows:
+        if ctx.args.json:
+            ctx.stdout.write(json.dumps({
+                "id": row.id, "key": row.key, "size": row.size, "etag": row.etag,
+                "storage_class": row.storage_class, "reason": row.reason,
+                "deleted_at": row.deleted_at.isoformat(),
+                "retain_until": row.retain_until.isoformat(),
+            }) + "\n")
+        else:
+            ctx.stdout.write(
+                f"{row.id:>8}  {row.key}  {_size(row.size)}  {row.storage_class}  "
+                f"{row.reason} {_when(row.deleted_at)}, kept until {_when(row.retain_until)}\n"
+            )
+    if not rows and not ctx.args.json:
+        ctx.stdout.write("no retained objects\n")
+    return 0
+
+
+def run_retained_recover(ctx: CommandContext) -> int:
+    bucket_name, _, key = ctx.args.target.partition("/")
+    if not key:
+        raise InvalidArgument("name the object as BUCKET/KEY")
+    with ctx.open_gateway() as gateway:
+        org = _org(gateway, ctx.args.org)
+        record = gateway.objects.recover_retained(
+            _operator(org), org.name, bucket_name, key, ctx.args.retained_id
+        )
+    ctx.stdout.write(f"recovered {bucket_name}/{key} ({_size(record.size)}, "
+                     f"{record.storage_class})\n")
+    return 0
+
+
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _operator(org: Org) -> Any:
+    """The operator at the command line acts as an admin of the org it names."""
+    from catalog.records import ROLE_ADMIN
+    from gateway.principals import Principal
+
+    return Principal(name="operator (cli)", user_id=None, roles={org.name: ROLE_ADMIN})
 
 
 def _org(gateway: Gateway, name: str | None) -> Org:

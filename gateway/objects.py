@@ -41,6 +41,7 @@ from catalog.records import (
     Segment,
     UsageEvent,
 )
+from catalog.retention import RetainedObject
 from gateway import sealing
 from gateway.errors import (
     AccessDenied,
@@ -620,6 +621,51 @@ class ObjectService(MultipartOperations):
         )
         self._collect(garbage)
         return removed is not None
+
+    # -- deleted-but-retained objects (catalog/retention.py) -------------------------------
+    def list_retained(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        prefix: str = "",
+        *,
+        key: str | None = None,
+        limit: int = 1000,
+    ) -> list[RetainedObject]:
+        """Deleted or overwritten versions the bucket still keeps (under ``prefix``, or of
+        ``key`` only), by key and newest first; they are hidden from GET, HEAD and LIST.
+        Needs the read right on the bucket."""
+        org = self._org(principal, org_name, Action.READ, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        return self.catalog.list_retained(bucket.id, prefix=prefix, key=key, limit=limit)
+
+    def recover_retained(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        key: str,
+        retained_id: int | None = None,
+    ) -> ObjectRecord:
+        """Make a retained version (the newest of ``key`` unless ``retained_id`` names one)
+        the live object at ``key`` again. ``ObjectNotFound`` if there is none,
+        ``PreconditionFailed`` if a live object is at ``key``. Needs the write right."""
+        validate_key(key)
+        org = self._org(principal, org_name, Action.WRITE, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        record = self.catalog.recover_retained(
+            bucket.id,
+            key,
+            retained_id,
+            usage=UsageEvent(
+                org_id=org.id, action="RECOVER", user_id=principal.user_id, bucket_id=bucket.id
+            ),
+        )
+        self.catalog.audit(
+            principal.name, "object.recover", org_id=org.id, bucket=bucket_name, key=key
+        )
+        return record
 
     def copy_object(
         self,

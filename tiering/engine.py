@@ -334,6 +334,21 @@ async def run_holding_leases(
             nursery.cancel_scope.cancel()
 
 
+def retention_task(interval: float) -> PeriodicTask:
+    """Purge deleted-but-retained objects whose time is up and delete the blobs they
+    leave unreferenced (:func:`tiering.retention.purge_retained`), under the lease
+    "retention"."""
+
+    async def purge(engine: Engine) -> object:
+        from tiering.retention import purge_retained
+
+        return await engine.run_sync(
+            purge_retained, engine.gateway.catalog, engine.gateway.objects.backends
+        )
+
+    return PeriodicTask("retention", interval, purge, lease="retention")
+
+
 def tiering_task(config: Config) -> PeriodicTask:
     """Archive what is due and rewrite containers that qualify
     (:meth:`tiering.transitions.Tierer.run_pass`), every ``tiering.interval`` seconds.
@@ -447,6 +462,7 @@ TASK_BUILDERS: list[Callable[[Config], PeriodicTask | None]] = [
     ),
     tiering_task,
     restores_task,
+    lambda config: retention_task(config.engine.sweep_interval),
 ]
 
 
