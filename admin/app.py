@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from admin.api import API_PREFIX, Router
 from admin.validation import ValidationError, Validator
 from admin.wsgi import (
+    PIECE,
+    BodyReader,
     Environ,
     HTTPProblem,
     StartResponse,
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
     from gateway.app import Gateway, Readiness
 
 log = logging.getLogger(__name__)
+
+#: Re-exported: the body reader every streamed upload uses, and its piece size.
+__all__ = ["PIECE", "AdminApp", "BodyReader", "make_admin_app"]
 
 
 class AdminApp:

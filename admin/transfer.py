@@ -306,10 +306,22 @@ def put(
 def _remote_index(
     client: ApiClient, org: str, bucket: str, files: list[_LocalFile]
 ) -> dict[str, tuple[int, str]]:
-    """``key -> (size, sha256)`` of what the destination holds (one listing)."""
+    """``key -> (size, sha256)`` of what the destination holds: one listing of the files'
+    common prefix, or for a few files a metadata call each (the prefix may hold far more)."""
     if not files:
         return {}
     keys = [f.key for f in files]
+    if len(files) <= 16:
+        few: dict[str, tuple[int, str]] = {}
+        for key in keys:
+            try:
+                info = client.metadata(org, bucket, key)
+            except ClientError as error:
+                if error.status == 404:
+                    continue
+                raise
+            few[key] = (int(info["size"]), str(info["sha256"]))
+        return few
     common = commonpath(keys)
     if len(files) == 1:
         common = keys[0]
