@@ -34,6 +34,7 @@ from tests.integration.tiering_support import (
 from tiering.engine import Engine, restores_task
 from tiering.policy import store_rules
 from tiering.restores import poll_restores
+from tiering.retention import purge_retained
 from tiering.sweep import sweep_orphans
 from tiering.transitions import Tierer, TieringSettings
 from tiering.webhook import SIGNATURE_HEADER, verify_signature
@@ -177,6 +178,14 @@ def test_deleted_members_are_garbage_and_the_last_one_removes_the_container(
     for key in keys[4:]:
         assert digest(restore_and_read(gateway, key)) == corpus.small[key]
         gateway.objects.delete_object(admin(), ORG, BUCKET, key)
+    # The container is younger than 180 days: its deleted members are retained (hidden,
+    # still billed) until then, and it stays.
+    assert blobs(backend) == {container_key: "DEEP_ARCHIVE"}
+    assert len(gateway.catalog.list_retained(record.bucket_id)) == 6
+    report = purge_retained(
+        gateway.catalog, gateway.objects.backends, now=datetime.now(UTC) + timedelta(days=181)
+    )
+    assert (report.purged, report.blobs_deleted) == (6, 1)
     assert blobs(backend) == {}
     assert gateway.catalog.get_container(blob_id) is None
 
@@ -204,6 +213,9 @@ def test_a_container_is_rewritten_only_past_180_days_and_below_the_live_share(
     # Past 180 days, but a client's restored copy is in use until day 400: left alone.
     gateway.objects.request_restore(admin(), ORG, BUCKET, kept[0], days=400)
     clock[0] = start + timedelta(days=181)
+    # The deleted members were retained to day 180; purged now, they are garbage.
+    purged = purge_retained(gateway.catalog, gateway.objects.backends, now=clock[0])
+    assert (purged.purged, purged.blobs_deleted) == (16, 0)
     report = engine.rewrite_pass()
     assert (report.rewrite_restores, report.rewrites) == (0, 0)
     gateway.catalog.purge_expired_restores(start + timedelta(days=500))
