@@ -92,7 +92,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Dropping the tables drops their indexes; MySQL refuses to drop ix_restore_jobs_org on
+    # its own while the org foreign key needs it.
     op.drop_table("restore_job_items")
-    op.drop_index("ix_restore_jobs_status", table_name="restore_jobs")
-    op.drop_index("ix_restore_jobs_org", table_name="restore_jobs")
     op.drop_table("restore_jobs")
