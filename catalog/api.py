@@ -58,6 +58,7 @@ from catalog.records import (
     User,
 )
 from catalog.retention import REASON_DELETE, REASON_MOVE, REASON_OVERWRITE, RetentionQueries
+from catalog.tables_tiering import staged_blobs
 from catalog.tiering import TieringQueries
 from gateway.errors import (
     AlreadyExists,
@@ -937,6 +938,7 @@ class Catalog(
         if_match: str | None = None,
         if_none_match: bool = False,
         quota_org_id: int | None = None,
+        staged: Mapping[str, bytes] | None = None,
     ) -> CommitResult:
         """Make ``new`` the object at its key, in one transaction.
 
@@ -961,6 +963,9 @@ class Catalog(
         An overwrite updates the existing row in place: the object keeps its ``id`` (the
         ``replaced`` record is the old version's snapshot); ``created_at`` is the time of
         this commit and ``last_access`` starts again empty.
+
+        ``staged`` maps staging-backend blob keys to sealed bytes stored in the same
+        transaction (a small object's whole write is then this one transaction).
         """
         key = encode_key(new.key)
         intent_list = sorted(set(intent_ids))
@@ -993,6 +998,14 @@ class Catalog(
             self._change_stored_bytes(
                 conn, org_id, delta, enforce_quota=quota_org_id is not None
             )
+            if staged:
+                conn.execute(
+                    staged_blobs.insert(),
+                    [
+                        {"key": k, "size": len(v), "data": v, "created_at": now}
+                        for k, v in staged.items()
+                    ],
+                )
             blob_ids = [self._blob_for(conn, seg, org_id, now) for seg in new.segments]
 
             values = {

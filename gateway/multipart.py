@@ -308,6 +308,8 @@ class MultipartOperations:
             expected_sha256=expected_sha256,
             expected_md5=expected_md5,
         )
+        intent = pending.intent
+        assert intent is not None  # parts are never staged inline
         backend = svc._backend(pending.segment.backend)
         try:
             sums = dict(checksums(pending.segment.sha256)) if checksums is not None else {}
@@ -316,7 +318,7 @@ class MultipartOperations:
                 part_number,
                 pending.segment,
                 org_id=org.id,
-                intent_id=pending.intent.id,
+                intent_id=intent.id,
                 checksums=sums,
                 usage=UsageEvent(
                     org_id=org.id,
@@ -327,10 +329,10 @@ class MultipartOperations:
                 ),
             )
         except BaseException:
-            svc._discard_blob(backend, pending.segment.blob_key, pending.intent)
+            svc._discard_blob(backend, pending.segment.blob_key, intent)
             raise
         if recorded is None:
-            svc._discard_blob(backend, pending.segment.blob_key, pending.intent)
+            svc._discard_blob(backend, pending.segment.blob_key, intent)
             raise NoSuchUpload(upload_id)
         part, garbage = recorded
         svc._collect(garbage)

@@ -460,6 +460,7 @@ class ObjectService(MultipartOperations):
             expected_size=size,
             expected_sha256=expected_sha256,
             expected_md5=expected_md5,
+            inline_staging=True,
         )
         new = NewObject(
             bucket_id=bucket.id,
@@ -501,45 +502,40 @@ class ObjectService(MultipartOperations):
         part_number: int = 1,
         expected_sha256: str | None = None,
         expected_md5: str | None = None,
+        inline_staging: bool = False,
     ) -> _PendingSegment:
+        """Seal ``stream`` into a new blob (under an intent row) and describe its segment.
+
+        With ``inline_staging``, a small body is sealed into memory (bounded by the staging
+        limit) and staged by the commit itself: one catalog transaction instead of three,
+        and nothing to clean up if the commit fails.
+        """
         stream, small = self._route(stream, expected_size)
         backend = self.backends[STAGING] if small else self._backend(bucket.backend)
         blob_key = f"{BLOB_PREFIX}{org.id}/{bucket.id}/{uuid.uuid4().hex}"
-        intent = self.catalog.add_intent(backend.name, blob_key)
         counted = _CountingReader(stream)
         reader = sealing.SealingReader(
             counted, metadata, recipients, block_size=self.block_size, level=self.level
         )
+        if small and inline_staging:
+            staged = _read_bounded(reader, self.small_object_threshold + _SEALING_OVERHEAD_BOUND)
+            result = reader.result
+            _check_sizes(result, expected_size)
+            _check_digests(result, expected_sha256, expected_md5)
+            return _PendingSegment(None, _new_segment(result, backend, blob_key, len(staged),
+                                                      STANDARD, part_number), staged)
+        intent = self.catalog.add_intent(backend.name, blob_key)
         try:
             info = backend.put(blob_key, reader, storage_class=STANDARD)
             result = reader.result
-            if expected_size is not None and result.plain_size != expected_size:
-                raise InvalidArgument(
-                    f"the body had {result.plain_size} bytes but {expected_size} were declared"
-                )
+            _check_sizes(result, expected_size)
             _check_digests(result, expected_sha256, expected_md5)
         except BaseException:
             self._discard_blob(backend, blob_key, intent)
             raise
         return _PendingSegment(
-            intent=intent,
-            segment=NewSegment(
-                part_number=part_number,
-                backend=backend.name,
-                blob_key=blob_key,
-                blob_size=info.size,
-                storage_class=info.storage_class,
-                blob_offset=0,
-                sealed_size=result.sealed_size,
-                plain_size=result.plain_size,
-                md5=result.md5,
-                sha256=result.sha256,
-                age_header=result.age_header,
-                payload_offset=result.payload_offset,
-                seek_table=result.seek_table,
-                header_mac=result.header_mac,
-                recipient=",".join(result.recipients),
-            ),
+            intent,
+            _new_segment(result, backend, blob_key, info.size, info.storage_class, part_number),
         )
 
     def _route(self, stream: Readable, size: int | None) -> tuple[Readable, bool]:
@@ -580,7 +576,8 @@ class ObjectService(MultipartOperations):
         try:
             result = self.catalog.commit_object(
                 new,
-                intent_ids=[p.intent.id for p in pending],
+                intent_ids=[p.intent.id for p in pending if p.intent is not None],
+                staged={p.segment.blob_key: p.staged for p in pending if p.staged is not None},
                 usage=UsageEvent(
                     org_id=org.id,
                     action=action,
@@ -594,7 +591,9 @@ class ObjectService(MultipartOperations):
             )
         except BaseException:
             for p in pending:
-                self._discard_blob(self._backend(p.segment.backend), p.segment.blob_key, p.intent)
+                if p.intent is not None:
+                    backend = self._backend(p.segment.backend)
+                    self._discard_blob(backend, p.segment.blob_key, p.intent)
             raise
         self._collect(result.garbage)
         return result.object
@@ -1122,10 +1121,59 @@ class ObjectService(MultipartOperations):
 
 @dataclass(frozen=True)
 class _PendingSegment:
-    """A segment whose blob is written but not yet committed, with its intent row."""
+    """A segment ready to commit: its blob written under an intent row, or (a small
+    object's) sealed bytes to stage in the commit's own transaction."""
 
-    intent: Intent
+    intent: Intent | None
     segment: NewSegment
+    staged: bytes | None = None
+
+
+def _new_segment(
+    result: sealing.SealResult,
+    backend: Backend,
+    blob_key: str,
+    blob_size: int,
+    storage_class: str,
+    part_number: int,
+) -> NewSegment:
+    """The catalog's description of a segment just sealed into a blob of its own."""
+    return NewSegment(
+        part_number=part_number,
+        backend=backend.name,
+        blob_key=blob_key,
+        blob_size=blob_size,
+        storage_class=storage_class,
+        blob_offset=0,
+        sealed_size=result.sealed_size,
+        plain_size=result.plain_size,
+        md5=result.md5,
+        sha256=result.sha256,
+        age_header=result.age_header,
+        payload_offset=result.payload_offset,
+        seek_table=result.seek_table,
+        header_mac=result.header_mac,
+        recipient=",".join(result.recipients),
+    )
+
+
+def _check_sizes(result: sealing.SealResult, expected_size: int | None) -> None:
+    if expected_size is not None and result.plain_size != expected_size:
+        raise InvalidArgument(
+            f"the body had {result.plain_size} bytes but {expected_size} were declared"
+        )
+
+
+def _read_bounded(reader: Readable, limit: int) -> bytes:
+    """All of ``reader`` (at most ``limit`` bytes, else ``InvalidArgument``)."""
+    pieces = []
+    total = 0
+    while piece := reader.read(1 << 20):
+        total += len(piece)
+        if total > limit:
+            raise InvalidArgument(f"a staged segment is at most {limit} bytes")
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def _reuse(segment: Segment) -> NewSegment:
