@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-from collections.abc import Iterator
 from datetime import datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from admin.service import (
 )
 from admin.validation import ValidationError, parse_datetime
 from admin.wsgi import HTTPProblem, parse_range
-from gateway.errors import InvalidArgument, ObjectArchived
+from gateway.errors import ObjectArchived
 from gateway.principals import Action
 
 if TYPE_CHECKING:
@@ -381,24 +380,9 @@ def sealed_manifest(req: Request) -> Reply:
 def sealed_segment(req: Request) -> Reply:
     """``GET /sealed-segments/{org}/{bucket}/{key}?part=N``: one sealed segment's bytes."""
     p = req.params
-    objects = req.services.objects
-    view = objects.head_object(req.principal, p["org"], p["bucket"], p["key"])
-    if not view.readable:
-        raise ObjectArchived(p["key"], view.storage_class, state=view.state)
-    part = p["part"]
-    segment = next((s for s in view.record.segments if s.part_number == part), None)
-    if segment is None:
-        raise InvalidArgument(f"the object has no segment {part}")
-    backend = objects.backends.get(segment.blob.backend)
-    if backend is None:
-        raise InvalidArgument(f"the segment's backend {segment.blob.backend} is not configured")
-    chunks: Iterator[bytes] = backend.get(
-        segment.blob.key,
-        start=segment.blob_offset,
-        end=segment.blob_offset + segment.sealed_size,
+    segment, chunks = req.services.objects.read_sealed_segment(
+        req.principal, p["org"], p["bucket"], p["key"], p["part"]
     )
-    org = req.services.catalog.get_org(p["org"])
-    objects.counters.add(org.id, view.record.bucket_id, "GET", nbytes=segment.sealed_size)
     return Reply(
         200,
         stream=chunks,

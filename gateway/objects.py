@@ -1064,6 +1064,35 @@ class ObjectService(MultipartOperations):
         self.counters.note_read(record)
         return ObjectRead(view, start, stop, self._plaintext(record, identity, start, stop))
 
+    def read_sealed_segment(
+        self,
+        principal: Principal,
+        org_name: str,
+        bucket_name: str,
+        key: str,
+        part_number: int,
+    ) -> tuple[Segment, Iterator[bytes]]:
+        """One sealed segment of ``key``, as stored: ciphertext only, for a client that
+        decrypts locally (the way a vault object is read). The same access and state checks
+        as :meth:`get_object` come first."""
+        validate_key(key)
+        org = self._org(principal, org_name, Action.READ, bucket_name)
+        bucket = self._bucket(org, bucket_name)
+        record = self._record(bucket, key)
+        view = self.view(record)
+        if not view.readable:
+            raise ObjectArchived(key, view.storage_class, state=view.state)
+        segment = next((s for s in record.segments if s.part_number == part_number), None)
+        if segment is None:
+            raise InvalidArgument(f"the object has no segment {part_number}")
+        chunks = self._backend(segment.blob.backend).get(
+            segment.blob.key,
+            start=segment.blob_offset,
+            end=segment.blob_offset + segment.sealed_size,
+        )
+        self.counters.add(org.id, bucket.id, "GET", nbytes=segment.sealed_size)
+        return segment, chunks
+
     def _read_identity(self, org: Org, record: ObjectRecord, sse_customer_key: bytes | None) -> str:
         if record.sse_recipient is not None:
             if sse_customer_key is None:
