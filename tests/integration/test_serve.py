@@ -168,9 +168,9 @@ def test_sigterm_lets_an_upload_in_flight_finish(gateway_process: Any, tmp_path:
     for start in range(piece, len(body), piece):
         time.sleep(0.4)
         connection.send(body[start : start + piece])
-    reply = connection.getresponse()
-    assert reply.status == 201, reply.read()
-    reply.read()
+    answer = connection.getresponse()
+    assert answer.status == 201, answer.read()
+    answer.read()
     connection.close()
 
     assert gateway.wait(10) == 0
