@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,6 +106,84 @@ _OBJECT_COLUMNS = (
     s.objects.c.modified_at,
     s.objects.c.last_access,
 )
+
+
+# -- the object write path's statements ---------------------------------------------------
+# Built once: a statement constructed per call costs more Python than its round trip to
+# the database (expression building plus cache-key generation on every execute). Values
+# go in as bound parameters, so the compiled form is reused from SQLAlchemy's cache.
+
+_LOCK_BUCKET_ORG = (
+    sa.select(s.buckets.c.org_id)
+    .where(s.buckets.c.id == sa.bindparam("bucket_id"))
+    .with_for_update(read=True)
+)
+_OBJECT_ROW = sa.select(*_OBJECT_COLUMNS).where(
+    s.objects.c.bucket_id == sa.bindparam("bucket_id"),
+    s.objects.c.key == sa.bindparam("key", type_=s.KeyBytes()),
+)
+_OBJECT_ROW_LOCKED = _OBJECT_ROW.with_for_update()
+_BLOB_COLUMNS = (
+    s.blobs.c.id,
+    s.blobs.c.org_id,
+    s.blobs.c.backend,
+    s.blobs.c.key,
+    s.blobs.c.size,
+    s.blobs.c.storage_class,
+    s.blobs.c.created_at,
+)
+_BLOB_BY_ID_LOCKED: sa.Select[Any] = (
+    sa.select(*_BLOB_COLUMNS).where(s.blobs.c.id == sa.bindparam("blob_id")).with_for_update()
+)
+_BLOB_BY_KEY: sa.Select[Any] = sa.select(*_BLOB_COLUMNS).where(
+    s.blobs.c.backend == sa.bindparam("backend"),
+    s.blobs.c.key == sa.bindparam("blob_key", type_=s.KeyBytes()),
+)
+_GARBAGE_INTENT = (
+    sa.select(s.intents.c.id)
+    .where(
+        s.intents.c.backend == sa.bindparam("backend"),
+        s.intents.c.blob_key == sa.bindparam("blob_key", type_=s.KeyBytes()),
+        s.intents.c.reason == INTENT_GARBAGE,
+    )
+    .limit(1)
+)
+_INSERT_BLOB = s.blobs.insert()
+_INSERT_OBJECT = s.objects.insert()
+# (Bound parameters of an UPDATE may not share a column's name: hence ``object_id``.)
+_UPDATE_OBJECT = s.objects.update().where(s.objects.c.id == sa.bindparam("object_id"))
+_INSERT_SEGMENTS = s.segments.insert()
+_INSERT_STAGED = staged_blobs.insert()
+_ADD_STORED_BYTES = (
+    s.orgs.update()
+    .where(s.orgs.c.id == sa.bindparam("org_id"))
+    .values(stored_bytes=s.orgs.c.stored_bytes + sa.bindparam("delta", type_=sa.BigInteger))
+)
+# Growing within the quota: no row matches (rowcount 0) when the org would pass it.
+_GROW_STORED_BYTES = _ADD_STORED_BYTES.where(
+    sa.or_(
+        s.orgs.c.quota_bytes.is_(None),
+        s.orgs.c.stored_bytes + sa.bindparam("delta", type_=sa.BigInteger)
+        <= s.orgs.c.quota_bytes,
+    )
+)
+_STORED_BYTES = sa.select(s.orgs.c.stored_bytes).where(s.orgs.c.id == sa.bindparam("org_id"))
+_sqlite_usage = sqlite_dialect.insert(s.usage)
+_mysql_usage = mysql_dialect.insert(s.usage)
+#: Hourly usage upserts: ``count`` and ``bytes`` are added to the hour's row.
+_UPSERT_USAGE = {
+    "sqlite": _sqlite_usage.on_conflict_do_update(
+        index_elements=["org_id", "hour", "bucket_id", "user_id", "action"],
+        set_={
+            "count": s.usage.c.count + _sqlite_usage.excluded["count"],
+            "bytes": s.usage.c.bytes + _sqlite_usage.excluded.bytes,
+        },
+    ),
+    "mysql": _mysql_usage.on_duplicate_key_update(
+        count=s.usage.c.count + _mysql_usage.inserted["count"],
+        bytes=s.usage.c.bytes + _mysql_usage.inserted.bytes,
+    ),
+}
 
 
 def _now() -> datetime:
@@ -211,6 +290,73 @@ def _intent(row: Row[Any]) -> Intent:
         blob_key=row.blob_key,
         created_at=row.created_at,
         reason=row.reason,
+    )
+
+
+def _blob(row: Row[Any]) -> Blob:
+    return Blob(
+        id=int(row.id),
+        org_id=row.org_id,
+        backend=row.backend,
+        key=row.key,
+        size=int(row.size),
+        storage_class=row.storage_class,
+        created_at=row.created_at,
+    )
+
+
+def _as_stored(at: datetime) -> datetime:
+    """``at`` as a UTCDateTime column gives it back: aware UTC (naive is taken as UTC)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _as_json(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON column's dict as it reads back (plain strings pass without a round trip)."""
+    if all(type(k) is str and type(v) is str for k, v in value.items()):
+        return dict(value)
+    result: dict[str, Any] = json.loads(json.dumps(dict(value)))
+    return result
+
+
+def _committed_object(
+    object_id: int, new: NewObject, now: datetime, blobs: Sequence[Blob]
+) -> ObjectRecord:
+    """The record a read of the object ``commit_object`` just wrote would return."""
+    segments = [
+        Segment(
+            part_number=seg.part_number,
+            blob=blob,
+            blob_offset=int(seg.blob_offset),
+            sealed_size=int(seg.sealed_size),
+            plain_size=int(seg.plain_size),
+            md5=seg.md5,
+            sha256=seg.sha256,
+            age_header=bytes(seg.age_header),
+            payload_offset=seg.payload_offset,
+            seek_table=bytes(seg.seek_table),
+            header_mac=bytes(seg.header_mac),
+            recipient=seg.recipient,
+        )
+        for seg, blob in zip(new.segments, blobs, strict=True)
+    ]
+    # Reads order segments by part (unique per object), then offset.
+    segments.sort(key=lambda seg: (seg.part_number, seg.blob_offset))
+    return ObjectRecord(
+        id=object_id,
+        bucket_id=new.bucket_id,
+        key=new.key,
+        size=int(new.size),
+        etag=new.etag,
+        sha256=new.sha256,
+        content_type=new.content_type,
+        user_metadata=_as_json(new.user_metadata),
+        created_at=_as_stored(now),
+        modified_at=_as_stored(new.modified_at),
+        storage_class=new.storage_class,
+        headers=_as_json(new.headers),
+        segments=tuple(segments),
+        sse_recipient=new.sse_recipient,
+        last_access=None,
     )
 
 
@@ -754,11 +900,7 @@ class Catalog(
     # -- objects ---------------------------------------------------------------------------
     def _lock_bucket_org(self, conn: Connection, bucket_id: int) -> int:
         """The bucket's org id, with the bucket row share-locked against deletion."""
-        org_id = conn.execute(
-            sa.select(s.buckets.c.org_id)
-            .where(s.buckets.c.id == bucket_id)
-            .with_for_update(read=True)
-        ).scalar()
+        org_id = conn.execute(_LOCK_BUCKET_ORG, {"bucket_id": bucket_id}).scalar()
         if org_id is None:
             raise BucketNotFound(bucket_id)
         return int(org_id)
@@ -766,12 +908,8 @@ class Catalog(
     def _object_row(
         self, conn: Connection, bucket_id: int, key: bytes, *, lock: bool = False
     ) -> Row[Any] | None:
-        query = sa.select(*_OBJECT_COLUMNS).where(
-            s.objects.c.bucket_id == bucket_id, s.objects.c.key == key
-        )
-        if lock:
-            query = query.with_for_update()
-        return conn.execute(query).first()
+        query = _OBJECT_ROW_LOCKED if lock else _OBJECT_ROW
+        return conn.execute(query, {"bucket_id": bucket_id, "key": key}).first()
 
     def _segments(self, conn: Connection, object_id: int) -> tuple[Segment, ...]:
         rows = conn.execute(
@@ -881,42 +1019,39 @@ class Catalog(
     def _change_stored_bytes(
         self, conn: Connection, org_id: int, delta: int, *, enforce_quota: bool
     ) -> None:
+        """Add ``delta`` to the org's stored bytes and drop the cached org."""
+        self._add_stored_bytes(conn, org_id, delta, enforce_quota=enforce_quota)
+        self._cache.invalidate(("org", org_id))
+
+    def _add_stored_bytes(
+        self, conn: Connection, org_id: int, delta: int, *, enforce_quota: bool
+    ) -> None:
+        """Add ``delta`` to the org's stored bytes in ``conn``'s transaction: the quota's
+        authoritative check (``QuotaExceeded`` if a growth would pass it). The org cache is
+        the caller's business."""
         if delta == 0:
             return
-        update = s.orgs.update().where(s.orgs.c.id == org_id)
-        if enforce_quota and delta > 0:
-            update = update.where(
-                sa.or_(
-                    s.orgs.c.quota_bytes.is_(None),
-                    s.orgs.c.stored_bytes + delta <= s.orgs.c.quota_bytes,
-                )
-            )
-        done = conn.execute(update.values(stored_bytes=s.orgs.c.stored_bytes + delta))
+        grow = enforce_quota and delta > 0
+        done = conn.execute(
+            _GROW_STORED_BYTES if grow else _ADD_STORED_BYTES, {"org_id": org_id, "delta": delta}
+        )
         if done.rowcount == 0:
             name = conn.execute(sa.select(s.orgs.c.name).where(s.orgs.c.id == org_id)).scalar()
             raise QuotaExceeded(name or org_id)
-        self._cache.invalidate(("org", org_id))
+
+    def _cache_stored_bytes(self, org_id: int, stored_bytes: int) -> None:
+        """Give the cached org (if any) the stored bytes a committed write left.
+
+        Cheaper than dropping it, which made every PUT read its org again. The entry keeps
+        its expiry, so changes made elsewhere still show within ``cache_ttl``. The figure is
+        advisory only (listings, early quota checks): quotas are enforced in SQL.
+        """
+        self._cache.update(("org", org_id), lambda org: replace(org, stored_bytes=stored_bytes))
 
     def _add_usage(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Upsert hourly usage rows: ``count`` and ``bytes`` are added."""
-        if not rows:
-            return
-        if self._sqlite:
-            sq = sqlite_dialect.insert(s.usage)
-            stmt: Any = sq.on_conflict_do_update(
-                index_elements=["org_id", "hour", "bucket_id", "user_id", "action"],
-                set_={
-                    "count": s.usage.c.count + sq.excluded["count"],
-                    "bytes": s.usage.c.bytes + sq.excluded.bytes,
-                },
-            )
-        else:
-            my = mysql_dialect.insert(s.usage)
-            stmt = my.on_duplicate_key_update(
-                count=s.usage.c.count + my.inserted["count"],
-                bytes=s.usage.c.bytes + my.inserted.bytes,
-            )
-        conn.execute(stmt, [dict(r) for r in rows])
+        if rows:
+            conn.execute(_UPSERT_USAGE[self.dialect], [dict(r) for r in rows])
 
     def _usage_row(self, event: UsageEvent, now: datetime) -> dict[str, Any]:
         return {
@@ -971,7 +1106,7 @@ class Catalog(
         intent_list = sorted(set(intent_ids))
         match = None if if_match is None else if_match.strip().strip('"')
 
-        def tx(conn: Connection) -> CommitResult:
+        def tx(conn: Connection) -> tuple[CommitResult, int, int | None]:
             now = _now()
             org_id = self._lock_bucket_org(conn, new.bucket_id)
             if quota_org_id is not None and quota_org_id != org_id:
@@ -995,18 +1130,19 @@ class Catalog(
             )
             old_size = int(old_row.size) if old_row is not None and retain is None else 0
             delta = new.size - old_size
-            self._change_stored_bytes(
-                conn, org_id, delta, enforce_quota=quota_org_id is not None
+            self._add_stored_bytes(conn, org_id, delta, enforce_quota=quota_org_id is not None)
+            stored_bytes = (
+                None if delta == 0 else conn.execute(_STORED_BYTES, {"org_id": org_id}).scalar()
             )
             if staged:
                 conn.execute(
-                    staged_blobs.insert(),
+                    _INSERT_STAGED,
                     [
                         {"key": k, "size": len(v), "data": v, "created_at": now}
                         for k, v in staged.items()
                     ],
                 )
-            blob_ids = [self._blob_for(conn, seg, org_id, now) for seg in new.segments]
+            blobs = [self._segment_blob(conn, seg, org_id, now) for seg in new.segments]
 
             values = {
                 "size": new.size,
@@ -1033,77 +1169,84 @@ class Catalog(
                         conn, org_id, object_id, reason=REASON_OVERWRITE, until=retain, now=now
                     )
                 old_blobs = self._drop_segments(conn, object_id)
-                conn.execute(
-                    s.objects.update().where(s.objects.c.id == object_id).values(**values)
-                )
+                conn.execute(_UPDATE_OBJECT, {"object_id": object_id, **values})
             else:
                 done = conn.execute(
-                    s.objects.insert().values(bucket_id=new.bucket_id, key=key, **values)
+                    _INSERT_OBJECT, {"bucket_id": new.bucket_id, "key": key, **values}
                 )
                 assert done.inserted_primary_key is not None
                 object_id = int(done.inserted_primary_key[0])
             if new.segments:
                 conn.execute(
-                    s.segments.insert(), _segment_rows(object_id, new.segments, blob_ids)
+                    _INSERT_SEGMENTS,
+                    _segment_rows(object_id, new.segments, [b.id for b in blobs]),
                 )
             for chunk in _chunks(intent_list, _CHUNK):
                 conn.execute(s.intents.delete().where(s.intents.c.id.in_(chunk)))
             garbage = self._collect_garbage(conn, old_blobs, now)
             if usage is not None:
                 self._add_usage(conn, [self._usage_row(usage, now)])
-            row = self._object_row(conn, new.bucket_id, key)
-            assert row is not None
-            return CommitResult(
-                object=self._full_object(conn, row), replaced=replaced, garbage=garbage
-            )
+            # The record is built from what this transaction wrote: reading it back cost
+            # as much as the rest of a small PUT.
+            committed = _committed_object(object_id, new, now, blobs)
+            result = CommitResult(object=committed, replaced=replaced, garbage=garbage)
+            return result, org_id, stored_bytes
 
-        return self._write(tx, what=f"object {new.key}", retry_unique=True)
+        result, org_id, stored_bytes = self._write(
+            tx, what=f"object {new.key}", retry_unique=True
+        )
+        if stored_bytes is not None:
+            self._cache_stored_bytes(org_id, int(stored_bytes))
+        return result
 
     def _blob_for(self, conn: Connection, seg: NewSegment, org_id: int, now: datetime) -> int:
-        """The blob row id for a new segment: the reused one (checked to be alive), an
+        """The blob row id for a new segment (see :meth:`_segment_blob`)."""
+        return self._segment_blob(conn, seg, org_id, now).id
+
+    def _segment_blob(
+        self, conn: Connection, seg: NewSegment, org_id: int, now: datetime
+    ) -> Blob:
+        """The blob row for a new segment: the reused one (checked to be alive), an
         existing row for the same backend key, or a new row."""
         if seg.blob_id is not None:
-            blob = conn.execute(
-                sa.select(s.blobs.c.id, s.blobs.c.backend, s.blobs.c.key)
-                .where(s.blobs.c.id == seg.blob_id)
-                .with_for_update()
-            ).first()
-            doomed = blob is not None and (
+            row = conn.execute(_BLOB_BY_ID_LOCKED, {"blob_id": seg.blob_id}).first()
+            doomed = row is not None and (
                 conn.execute(
-                    sa.select(s.intents.c.id)
-                    .where(
-                        s.intents.c.backend == blob.backend,
-                        s.intents.c.blob_key == blob.key,
-                        s.intents.c.reason == INTENT_GARBAGE,
-                    )
-                    .limit(1)
+                    _GARBAGE_INTENT, {"backend": row.backend, "blob_key": row.key}
                 ).first()
                 is not None
             )
-            if blob is None or doomed:
+            if row is None or doomed:
                 raise ObjectNotFound(
                     f"the data of the copy source (blob {seg.blob_id}) was deleted meanwhile"
                 )
-            return int(seg.blob_id)
-        existing = conn.execute(
-            sa.select(s.blobs.c.id).where(
-                s.blobs.c.backend == seg.backend, s.blobs.c.key == seg.blob_key
-            )
-        ).scalar()
-        if existing is not None:
-            return int(existing)
+            return _blob(row)
+        row = conn.execute(
+            _BLOB_BY_KEY, {"backend": seg.backend, "blob_key": seg.blob_key}
+        ).first()
+        if row is not None:
+            return _blob(row)
         done = conn.execute(
-            s.blobs.insert().values(
-                org_id=org_id,
-                backend=seg.backend,
-                key=seg.blob_key,
-                size=seg.blob_size,
-                storage_class=seg.storage_class,
-                created_at=now,
-            )
+            _INSERT_BLOB,
+            {
+                "org_id": org_id,
+                "backend": seg.backend,
+                "key": seg.blob_key,
+                "size": seg.blob_size,
+                "storage_class": seg.storage_class,
+                "created_at": now,
+            },
         )
         assert done.inserted_primary_key is not None
-        return int(done.inserted_primary_key[0])
+        return Blob(
+            id=int(done.inserted_primary_key[0]),
+            org_id=org_id,
+            backend=seg.backend,
+            key=seg.blob_key,
+            size=int(seg.blob_size),
+            storage_class=seg.storage_class,
+            created_at=_as_stored(now),
+        )
 
     def import_objects(self, objects: Iterable[NewObject], *, batch_size: int = 2000) -> int:
         """Insert many new objects quickly (catalog rebuilds, imports, benchmarks).

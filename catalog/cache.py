@@ -83,6 +83,15 @@ class TTLCache(Generic[V]):
             self.put(key, value)
         return value
 
+    def update(self, key: Hashable, change: Callable[[V], V]) -> None:
+        """Replace a live entry with ``change(value)``, keeping its expiry (a local change
+        the entry can absorb without a reload); an absent or expired entry stays absent."""
+        now = self._clock()
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is not None and entry[0] > now:
+                self._data[key] = (entry[0], change(entry[1]))
+
     def invalidate(self, key: Hashable) -> None:
         """Forget ``key`` (after a local change)."""
         with self._lock:
