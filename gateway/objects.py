@@ -176,7 +176,8 @@ class ObjectRead:
 
 
 def validate_key(key: str) -> None:
-    """Object keys are non-empty UTF-8 of at most 1,024 bytes, as in S3."""
+    """Object keys are non-empty UTF-8 of at most 1,024 bytes, as in S3, and nameable as
+    paths by every front end."""
     if not key:
         raise InvalidName("an object key cannot be empty")
     try:
@@ -185,6 +186,12 @@ def validate_key(key: str) -> None:
         raise InvalidName("an object key must be valid UTF-8") from exc
     if len(encoded) > MAX_KEY_BYTES:
         raise InvalidName(f"an object key is at most {MAX_KEY_BYTES} bytes of UTF-8")
+    # Every front end must be able to name every object: no path (WebDAV, exports, the
+    # recovery recipes) can hold a NUL or a '.'/'..' segment.
+    if "\x00" in key:
+        raise InvalidName("an object key cannot contain U+0000 (NUL)")
+    if any(segment in (".", "..") for segment in key.split("/")):
+        raise InvalidName("an object key cannot have a '.' or '..' path segment")
 
 
 def validate_bucket_name(name: str) -> None:

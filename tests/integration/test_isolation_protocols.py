@@ -867,10 +867,13 @@ def test_api_literal_keys_stay_in_a(world: World, b_unchanged: None) -> None:
     def a_keys() -> list[str]:
         return [o.key for o in world.gateway.objects.list_objects(alice, A_ORG, A_BUCKET).objects]
 
-    for raw in (
-        "{a_org}/{a_bucket}/../../{org}/{bucket}/{key}",
-        "{a_org}/{a_bucket}/..%2f..%2f{org}%2f{bucket}%2f{key_enc}",
-    ):
+    # A key with '.' or '..' segments is refused outright: no front end could name it.
+    dotted = f"{API}/objects/" + "{a_org}/{a_bucket}/../../{org}/{bucket}/{key}".format(**n)
+    for method, body in (("GET", b""), ("PUT", b"alice's own"), ("DELETE", b"")):
+        refused = api_send(world, method, dotted, body, transcript=transcript)
+        assert refused.status == 400, refused
+    assert a_keys() == [A_KEY]
+    for raw in ("{a_org}/{a_bucket}/..%2f..%2f{org}%2f{bucket}%2f{key_enc}",):
         target = f"{API}/objects/" + raw.format(**n)
         missing = api_send(world, "GET", target, transcript=transcript)
         assert missing.status == 404, missing

@@ -270,7 +270,11 @@ def test_names_are_checked(service: ObjectService, alice: Principal) -> None:
         service.create_bucket(alice, "acme", "Bad_Name")
     with pytest.raises(InvalidName):
         put(service, alice, "k" * 1025, b"")
+    for bad in ["a/../b", "..", "./x", "a/.", "nul\x00byte"]:
+        with pytest.raises(InvalidName):
+            put(service, alice, bad, b"")
     put(service, alice, "é" * 512, b"ok")
+    put(service, alice, "a/..b/.c/...", b"ok")
     with pytest.raises(BucketNotFound):
         service.put_object(alice, "acme", "nope", "k", io.BytesIO(b""))
     with pytest.raises(BucketNotEmpty):
