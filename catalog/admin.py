@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Row
 from catalog import schema as s
 from catalog.base import CatalogBase
 from catalog.records import AuditEntry, Blob
+from catalog.rows import now as _now
 from catalog.tables_admin import restore_job_items, restore_jobs
 
 #: Rows per statement in bulk inserts and ``IN`` lists.
@@ -128,10 +129,6 @@ def _job(row: Row[Any]) -> RestoreJob:
         objects_failed=int(row.objects_failed),
         error=row.error,
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AdminQueries(CatalogBase):

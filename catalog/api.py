@@ -59,6 +59,12 @@ from catalog.records import (
     User,
 )
 from catalog.retention import REASON_DELETE, REASON_MOVE, REASON_OVERWRITE, RetentionQueries
+from catalog.rows import access_key as _access_key
+from catalog.rows import blob as _blob
+from catalog.rows import chunks as _chunks
+from catalog.rows import json_dict as _json_dict
+from catalog.rows import now as _now
+from catalog.rows import user as _user
 from catalog.tables_tiering import staged_blobs
 from catalog.tiering import TieringQueries
 from gateway.errors import (
@@ -186,10 +192,6 @@ _UPSERT_USAGE = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _hour(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -223,16 +225,6 @@ def _json_safe(details: Mapping[str, object]) -> dict[str, Any]:
 # -- rows to records ----------------------------------------------------------------------
 
 
-def _json_dict(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, bytes | bytearray):
-        value = value.decode("utf-8")
-    if isinstance(value, str):
-        value = json.loads(value)
-    return dict(value or {})
-
-
 def _org(row: Row[Any]) -> Org:
     return Org(
         id=row.id,
@@ -244,29 +236,6 @@ def _org(row: Row[Any]) -> Org:
         quota_bytes=row.quota_bytes,
         stored_bytes=int(row.stored_bytes),
         settings=dict(row.settings or {}),
-    )
-
-
-def _user(row: Row[Any]) -> User:
-    return User(
-        id=row.id,
-        name=row.name,
-        password_hash=row.password_hash,
-        created_at=row.created_at,
-        disabled=bool(row.disabled),
-        is_operator=bool(row.is_operator),
-    )
-
-
-def _access_key(row: Row[Any]) -> AccessKey:
-    return AccessKey(
-        access_key_id=row.access_key_id,
-        user_id=row.user_id,
-        org_id=row.org_id,
-        secret_wrapped=bytes(row.secret_wrapped),
-        secret_key_id=row.secret_key_id,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
     )
 
 
@@ -290,18 +259,6 @@ def _intent(row: Row[Any]) -> Intent:
         blob_key=row.blob_key,
         created_at=row.created_at,
         reason=row.reason,
-    )
-
-
-def _blob(row: Row[Any]) -> Blob:
-    return Blob(
-        id=int(row.id),
-        org_id=row.org_id,
-        backend=row.backend,
-        key=row.key,
-        size=int(row.size),
-        storage_class=row.storage_class,
-        created_at=row.created_at,
     )
 
 
@@ -1737,11 +1694,6 @@ def _segment_rows(
         }
         for seg, blob_id in zip(segments, blob_ids, strict=True)
     ]
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _list_query(*, inclusive: bool, bounded: bool) -> sa.Select[Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Row
 
 from catalog import schema as s
 from catalog.base import CatalogBase
+from catalog.rows import now as _now
 from catalog.tables_dav import MAX_LOCK_PATH_BYTES, dav_locks, dav_properties
 from gateway.errors import InvalidArgument, InvalidName
 
@@ -50,10 +51,6 @@ class DavLock:
     timeout: float
     created_at: datetime
     expires_at: datetime
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _lock(row: Row[Any]) -> DavLock:

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +29,9 @@ from catalog import schema as s
 from catalog import tables_identity as t
 from catalog.base import CatalogBase
 from catalog.records import AccessKey, User
+from catalog.rows import access_key as _access_key_row
+from catalog.rows import now as _now
+from catalog.rows import user as _user_row
 from gateway.errors import CoolStorageError, InvalidArgument
 
 #: Where a user comes from when nothing says otherwise.
@@ -107,10 +110,6 @@ class QuotaUsage:
         return self.stored_bytes / self.quota_bytes
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _settings(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -119,29 +118,6 @@ def _settings(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = json.loads(value)
     return dict(value or {})
-
-
-def _user_row(row: Row[Any]) -> User:
-    return User(
-        id=row.id,
-        name=row.name,
-        password_hash=row.password_hash,
-        created_at=row.created_at,
-        disabled=bool(row.disabled),
-        is_operator=bool(row.is_operator),
-    )
-
-
-def _access_key_row(row: Row[Any]) -> AccessKey:
-    return AccessKey(
-        access_key_id=row.access_key_id,
-        user_id=row.user_id,
-        org_id=row.org_id,
-        secret_wrapped=bytes(row.secret_wrapped),
-        secret_key_id=row.secret_key_id,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
 
 
 def _token_row(row: Row[Any]) -> ApiToken:

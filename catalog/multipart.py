@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ from catalog import schema as s
 from catalog import tables_multipart as t
 from catalog.base import CatalogBase
 from catalog.records import Blob, Intent, NewSegment, UsageEvent
+from catalog.rows import now as _now
 from gateway.errors import BucketNotFound, InvalidArgument, InvalidName
 
 if TYPE_CHECKING:
@@ -121,10 +122,6 @@ class UploadsPage:
     is_truncated: bool
     next_key_marker: str | None
     next_upload_id_marker: str | None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _json_dict(value: Any) -> dict[str, Any]:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from catalog.base import CatalogBase
+from catalog.rows import now as _now
 from catalog.tables_placement import placement_networks, regions
 from gateway.errors import InvalidArgument
 
@@ -75,10 +76,6 @@ class SyncResult:
     updated: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _region(row: Row[Any]) -> RegionRecord:

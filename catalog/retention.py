@@ -33,7 +33,6 @@ a retained version back at its key (if the key is free).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -44,6 +43,7 @@ from sqlalchemy.engine import Connection, Row
 from catalog import schema as s
 from catalog.base import CatalogBase
 from catalog.records import Intent, ObjectRecord, UsageEvent
+from catalog.rows import chunks as _chunks
 from catalog.tables_retention import retained_objects, retained_segments
 from gateway.errors import InvalidArgument, ObjectNotFound, PreconditionFailed
 
@@ -405,7 +405,3 @@ class RetentionQueries(CatalogBase):
             return PurgeResult(len(ids), sum(by_org.values()), garbage)
 
         return self._write(tx, what="retained objects")
-
-
-def _chunks(items: Sequence[int], size: int = _CHUNK) -> list[Sequence[int]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

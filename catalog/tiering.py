@@ -29,6 +29,10 @@ from catalog.records import (
     RestoreRecord,
     Segment,
 )
+from catalog.rows import blob as _blob
+from catalog.rows import blob_columns as _blob_columns
+from catalog.rows import chunks as _chunks
+from catalog.rows import json_dict as _json_dict
 from catalog.tables_tiering import (
     containers,
     restore_charges,
@@ -81,43 +85,6 @@ def _restore_query() -> sa.Select[Any]:
         s.blobs.c.storage_class.label("blob_storage_class"),
         s.blobs.c.created_at.label("blob_created_at"),
     ).join(s.blobs, s.blobs.c.id == restores.c.blob_id)
-
-
-def _blob(row: Row[Any], prefix: str = "blob_") -> Blob:
-    return Blob(
-        id=getattr(row, f"{prefix}id"),
-        org_id=getattr(row, f"{prefix}org_id"),
-        backend=getattr(row, f"{prefix}backend"),
-        key=getattr(row, f"{prefix}key"),
-        size=int(getattr(row, f"{prefix}size")),
-        storage_class=getattr(row, f"{prefix}storage_class"),
-        created_at=getattr(row, f"{prefix}created_at"),
-    )
-
-
-def _blob_columns(prefix: str = "blob_") -> tuple[Any, ...]:
-    b = s.blobs.c
-    return (
-        b.id.label(f"{prefix}id"),
-        b.org_id.label(f"{prefix}org_id"),
-        b.backend.label(f"{prefix}backend"),
-        b.key.label(f"{prefix}key"),
-        b.size.label(f"{prefix}size"),
-        b.storage_class.label(f"{prefix}storage_class"),
-        b.created_at.label(f"{prefix}created_at"),
-    )
-
-
-def _json_dict(value: Any) -> dict[str, Any]:
-    import json
-
-    if value is None:
-        return {}
-    if isinstance(value, bytes | bytearray):
-        value = value.decode("utf-8")
-    if isinstance(value, str):
-        value = json.loads(value)
-    return dict(value or {})
 
 
 @dataclass(frozen=True)
@@ -669,8 +636,8 @@ class TieringQueries(CatalogBase):
                     )
                     .values(blob_id=new_id, blob_offset=sa.bindparam("new_offset"))
                 )
-                for chunk in _chunks(params):
-                    result = conn.execute(update, list(chunk))
+                for batch in _chunks(params):
+                    result = conn.execute(update, list(batch))
                     moved += max(int(result.rowcount), 0)
             archived = 0
             still_hot = (
@@ -1021,8 +988,3 @@ def _usd(value: Decimal) -> str:
     text = f"{value.quantize(Decimal('0.000001')):f}".rstrip("0")
     whole, _, cents = text.partition(".")
     return f"{whole}.{cents.ljust(2, '0')}"
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
