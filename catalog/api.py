@@ -520,26 +520,6 @@ class Catalog(
         self._cache.invalidate(("org", org_id))
         return org
 
-    def create_user(
-        self, name: str, *, password_hash: str | None, is_operator: bool = False
-    ) -> User:
-        """``AlreadyExists`` if a user of that name exists."""
-        now = _now()
-
-        def tx(conn: Connection) -> User:
-            conn.execute(
-                s.users.insert().values(
-                    name=name,
-                    password_hash=password_hash,
-                    created_at=now,
-                    disabled=False,
-                    is_operator=is_operator,
-                )
-            )
-            return _user(conn.execute(sa.select(s.users).where(s.users.c.name == name)).one())
-
-        return self._write(tx, what=f"user {name}")
-
     def get_user(self, name: str) -> User | None:
         def load() -> User | None:
             row = self._read(

@@ -165,6 +165,32 @@ class IdentityQueries(CatalogBase):
     """Queries for users, memberships, access keys, grants, tokens, login failures."""
 
     # -- users -----------------------------------------------------------------------------
+    def create_user(
+        self,
+        name: str,
+        *,
+        password_hash: str | None,
+        is_operator: bool = False,
+        settings: Mapping[str, Any] | None = None,
+    ) -> User:
+        """``AlreadyExists`` if a user of that name exists."""
+        now = _now()
+
+        def tx(conn: Connection) -> User:
+            conn.execute(
+                s.users.insert().values(
+                    name=name,
+                    password_hash=password_hash,
+                    created_at=now,
+                    disabled=False,
+                    is_operator=is_operator,
+                    settings=dict(settings) if settings is not None else None,
+                )
+            )
+            return _user_row(conn.execute(sa.select(s.users).where(s.users.c.name == name)).one())
+
+        return self._write(tx, what=f"user {name}")
+
     def create_user_from(
         self,
         name: str,
@@ -176,25 +202,12 @@ class IdentityQueries(CatalogBase):
     ) -> User:
         """Create a user of ``source`` (``local``, ``ldap``...); ``AlreadyExists`` if the
         name is taken."""
-        now = _now()
         settings: dict[str, Any] = {"source": source}
         if profile:
             settings["profile"] = dict(profile)
-
-        def tx(conn: Connection) -> User:
-            conn.execute(
-                s.users.insert().values(
-                    name=name,
-                    password_hash=password_hash,
-                    created_at=now,
-                    disabled=False,
-                    is_operator=is_operator,
-                    settings=settings,
-                )
-            )
-            return _user_row(conn.execute(sa.select(s.users).where(s.users.c.name == name)).one())
-
-        return self._write(tx, what=f"user {name}")
+        return self.create_user(
+            name, password_hash=password_hash, is_operator=is_operator, settings=settings
+        )
 
     def find_user(self, name: str) -> User | None:
         """The user called ``name``, read fresh (never cached)."""
