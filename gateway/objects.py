@@ -19,7 +19,7 @@ import io
 import logging
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -210,19 +210,6 @@ def validate_bucket_name(name: str) -> None:
             f"{name!r}: a bucket name has 3 to 63 lowercase letters, digits, hyphens and dots,"
             " and starts and ends with a letter or digit"
         )
-
-
-class _CountingReader:
-    """Counts what the sealer pulls, so a short body is noticed."""
-
-    def __init__(self, stream: Readable) -> None:
-        self._stream = stream
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self.count += len(data)
-        return data
 
 
 class ObjectService(MultipartOperations):
@@ -520,9 +507,8 @@ class ObjectService(MultipartOperations):
         stream, small = self._route(stream, expected_size)
         backend = self.backends[STAGING] if small else self._backend(bucket.backend)
         blob_key = f"{BLOB_PREFIX}{org.id}/{bucket.id}/{uuid.uuid4().hex}"
-        counted = _CountingReader(stream)
         reader = sealing.SealingReader(
-            counted, metadata, recipients, block_size=self.block_size, level=self.level
+            stream, metadata, recipients, block_size=self.block_size, level=self.level
         )
         if small and inline_staging:
             staged = _read_bounded(reader, self.small_object_threshold + _SEALING_OVERHEAD_BOUND)
@@ -1135,7 +1121,8 @@ class ObjectService(MultipartOperations):
                 name=f"{record.key} part {segment.part_number}",
             )
 
-    def _fetcher(self, segment: Segment):  # type: ignore[no-untyped-def]
+    def _fetcher(self, segment: Segment) -> Callable[[int, int], Iterator[bytes]]:
+        """Reads sealed bytes of ``segment`` by offset within it (its blob may hold more)."""
         backend = self._backend(segment.blob.backend)
         base = segment.blob_offset
 
