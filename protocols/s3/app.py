@@ -145,7 +145,7 @@ class S3App(BucketActions, ObjectActions, MultipartActions):
             return secret
 
         req.auth = verify_request(
-            req.method, req.raw_path, req.raw_query, req.headers, lookup, self.clock()
+            req.method, req.raw_path, req.raw_query, req.headers, lookup, self.clock(), params=req.params
         )
         principal = found["principal"]
         orgs = principal.orgs()

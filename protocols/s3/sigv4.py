@@ -207,6 +207,18 @@ def canonical_query(raw_query: str, *, plus_is_space: bool = True, exclude: str 
     return "&".join(f"{n}={v}" for n, v in pairs)
 
 
+def _canonical_query_of(params: Mapping[str, list[str]], exclude: str | None) -> str:
+    # Same result as canonical_query(raw, plus_is_space=True) when params == query_params(raw):
+    # the pairs are sorted, so grouping repeats by name does not change the output.
+    pairs = [
+        (uri_encode(name, keep_slash=False), uri_encode(value, keep_slash=False))
+        for name, values in params.items() if name != exclude
+        for value in values
+    ]
+    pairs.sort()
+    return "&".join(f"{n}={v}" for n, v in pairs)
+
+
 def query_params(raw_query: str) -> dict[str, list[str]]:
     """Decoded query parameters as S3 reads them (``+`` is a space), in order, repeats kept."""
     out: dict[str, list[str]] = {}
@@ -296,6 +308,15 @@ def _parse_signature(value: str, err: type[AuthorizationHeaderMalformed] | type[
 
 
 def _parse_amz_date(value: str) -> datetime | None:
+    # Fast path for the one shape clients send; anything else gets strptime's exact rules.
+    if len(value) == 16 and value[8] == "T" and value[15] == "Z":
+        digits = value[:8] + value[9:15]
+        if digits.isascii() and digits.isdigit():
+            try:
+                return datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
+                                int(value[11:13]), int(value[13:15]), tzinfo=UTC)
+            except ValueError:
+                pass
     try:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
@@ -360,7 +381,7 @@ def _parse_header_auth(authorization: str, headers: Mapping[str, str]) -> _Parse
     return _Parsed(akid, date, region, service, signed, signature, amz_date, t, None)
 
 
-def _parse_query_auth(params: dict[str, list[str]]) -> _Parsed:
+def _parse_query_auth(params: Mapping[str, list[str]]) -> _Parsed:
     err = AuthorizationQueryParametersError
     values: dict[str, str] = {}
     for name in _QUERY_AUTH_PARAMS:
@@ -437,6 +458,7 @@ def verify_request(
     now: datetime,
     *,
     region_ok: Callable[[str], bool] | None = None,
+    params: Mapping[str, list[str]] | None = None,
 ) -> AuthContext:
     """Verify a SigV4-signed S3 request (Authorization header or presigned URL).
 
@@ -445,6 +467,8 @@ def verify_request(
     ``Content-Length``/``Content-Type`` and ``Host``), ``lookup_secret`` maps an access key id
     to its secret or None, ``now`` is the server time. ``region_ok`` may refuse the signed
     region; by default any region is accepted (clients of a gateway often sign "us-east-1").
+    ``params`` may pass ``query_params(query)`` when the caller already parsed it, so the
+    query is decoded once per request.
 
     Raises the matching :class:`~protocols.s3.errors.S3Error`: ``AccessDenied`` (anonymous,
     expired, unsigned x-amz-* headers), ``InvalidRequest`` (SigV2), ``InvalidAccessKeyId``,
@@ -454,7 +478,8 @@ def verify_request(
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     h = _lower_headers(headers)
-    params = query_params(query)
+    if params is None:
+        params = query_params(query)
     authorization = h.get("authorization")
     presigned = "X-Amz-Algorithm" in params or "X-Amz-Signature" in params
     if authorization is not None and presigned:
@@ -528,7 +553,7 @@ def verify_request(
     paths = [canonical_uri(path)]
     if (path or "/") not in paths:
         paths.append(path or "/")
-    queries = [canonical_query(query, exclude=exclude)]
+    queries = [_canonical_query_of(params, exclude)]
     if "+" in query:
         queries.append(canonical_query(query, plus_is_space=False, exclude=exclude))
 
