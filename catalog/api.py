@@ -174,6 +174,10 @@ _GROW_STORED_BYTES = _ADD_STORED_BYTES.where(
     )
 )
 _STORED_BYTES = sa.select(s.orgs.c.stored_bytes).where(s.orgs.c.id == sa.bindparam("org_id"))
+# SQLite (3.35+) returns the new figure from the UPDATE itself; MariaDB has no UPDATE ...
+# RETURNING, so there it stays an UPDATE and a SELECT of the row this transaction locked.
+_ADD_STORED_BYTES_RETURNING = _ADD_STORED_BYTES.returning(s.orgs.c.stored_bytes)
+_GROW_STORED_BYTES_RETURNING = _GROW_STORED_BYTES.returning(s.orgs.c.stored_bytes)
 _sqlite_usage = sqlite_dialect.insert(s.usage)
 _mysql_usage = mysql_dialect.insert(s.usage)
 #: Hourly usage upserts: ``count`` and ``bytes`` are added to the hour's row.
@@ -976,6 +980,26 @@ class Catalog(
             name = conn.execute(sa.select(s.orgs.c.name).where(s.orgs.c.id == org_id)).scalar()
             raise QuotaExceeded(name or org_id)
 
+    def _add_stored_bytes_read(
+        self, conn: Connection, org_id: int, delta: int, *, enforce_quota: bool
+    ) -> int | None:
+        """:meth:`_add_stored_bytes`, then the org's new stored bytes (None if ``delta`` is 0),
+        in as few statements as the engine allows."""
+        if delta == 0:
+            return None
+        if self.dialect != "sqlite":
+            self._add_stored_bytes(conn, org_id, delta, enforce_quota=enforce_quota)
+            return int(conn.execute(_STORED_BYTES, {"org_id": org_id}).scalar_one())
+        grow = enforce_quota and delta > 0
+        row = conn.execute(
+            _GROW_STORED_BYTES_RETURNING if grow else _ADD_STORED_BYTES_RETURNING,
+            {"org_id": org_id, "delta": delta},
+        ).first()
+        if row is None:
+            name = conn.execute(sa.select(s.orgs.c.name).where(s.orgs.c.id == org_id)).scalar()
+            raise QuotaExceeded(name or org_id)
+        return int(row[0])
+
     def _cache_stored_bytes(self, org_id: int, stored_bytes: int) -> None:
         """Give the cached org (if any) the stored bytes a committed write left.
 
@@ -1067,9 +1091,8 @@ class Catalog(
             )
             old_size = int(old_row.size) if old_row is not None and retain is None else 0
             delta = new.size - old_size
-            self._add_stored_bytes(conn, org_id, delta, enforce_quota=quota_org_id is not None)
-            stored_bytes = (
-                None if delta == 0 else conn.execute(_STORED_BYTES, {"org_id": org_id}).scalar()
+            stored_bytes = self._add_stored_bytes_read(
+                conn, org_id, delta, enforce_quota=quota_org_id is not None
             )
             if staged:
                 conn.execute(
@@ -1079,7 +1102,19 @@ class Catalog(
                         for k, v in staged.items()
                     ],
                 )
-            blobs = [self._segment_blob(conn, seg, org_id, now) for seg in new.segments]
+            # A staged key is a fresh one the commit has just stored: no blob row can exist
+            # for it yet, except one this loop made for an earlier segment of the same blob.
+            fresh: dict[str, Blob] = {}
+            blobs = []
+            for seg in new.segments:
+                if staged and seg.blob_id is None and seg.blob_key in staged:
+                    blob = fresh.get(seg.blob_key)
+                    if blob is None or blob.backend != seg.backend:
+                        blob = self._segment_blob(conn, seg, org_id, now, fresh=True)
+                        fresh[seg.blob_key] = blob
+                else:
+                    blob = self._segment_blob(conn, seg, org_id, now)
+                blobs.append(blob)
 
             values = {
                 "size": new.size,
@@ -1141,10 +1176,11 @@ class Catalog(
         return self._segment_blob(conn, seg, org_id, now).id
 
     def _segment_blob(
-        self, conn: Connection, seg: NewSegment, org_id: int, now: datetime
+        self, conn: Connection, seg: NewSegment, org_id: int, now: datetime, *, fresh: bool = False
     ) -> Blob:
         """The blob row for a new segment: the reused one (checked to be alive), an
-        existing row for the same backend key, or a new row."""
+        existing row for the same backend key, or a new row. ``fresh``: the caller knows
+        the key was generated for this write, so no row can exist yet (no lookup)."""
         if seg.blob_id is not None:
             row = conn.execute(_BLOB_BY_ID_LOCKED, {"blob_id": seg.blob_id}).first()
             doomed = row is not None and (
@@ -1158,11 +1194,12 @@ class Catalog(
                     f"the data of the copy source (blob {seg.blob_id}) was deleted meanwhile"
                 )
             return _blob(row)
-        row = conn.execute(
-            _BLOB_BY_KEY, {"backend": seg.backend, "blob_key": seg.blob_key}
-        ).first()
-        if row is not None:
-            return _blob(row)
+        if not fresh:
+            row = conn.execute(
+                _BLOB_BY_KEY, {"backend": seg.backend, "blob_key": seg.blob_key}
+            ).first()
+            if row is not None:
+                return _blob(row)
         done = conn.execute(
             _INSERT_BLOB,
             {
