@@ -65,6 +65,7 @@ from catalog.rows import chunks as _chunks
 from catalog.rows import json_dict as _json_dict
 from catalog.rows import now as _now
 from catalog.rows import user as _user
+from catalog.tables_multipart import multipart_parts
 from catalog.tables_tiering import staged_blobs
 from catalog.tiering import TieringQueries
 from gateway.errors import (
@@ -930,15 +931,25 @@ class Catalog(
                 .where(s.blobs.c.id == blob_id)
                 .with_for_update()
             ).first()
-            if blob is None:
-                continue
-            used = conn.execute(
-                sa.select(s.segments.c.id).where(s.segments.c.blob_id == blob_id).limit(1)
-            ).first()
-            if used is not None or self._blob_retained(conn, blob_id):
+            if blob is None or self._blob_in_use(conn, blob_id):
                 continue
             garbage.append(self._insert_intent(conn, blob.backend, blob.key, INTENT_GARBAGE, now))
         return garbage
+
+    def _blob_in_use(self, conn: Connection, blob_id: int) -> bool:
+        """True if a live object's segment, a retained version or an upload's part uses
+        the blob: the one definition of "referenced" every garbage decision asks."""
+        if conn.execute(
+            sa.select(s.segments.c.id).where(s.segments.c.blob_id == blob_id).limit(1)
+        ).first() is not None:
+            return True
+        if conn.execute(
+            sa.select(multipart_parts.c.upload_pk)
+            .where(multipart_parts.c.blob_id == blob_id)
+            .limit(1)
+        ).first() is not None:
+            return True
+        return self._blob_retained(conn, blob_id)
 
     def _insert_intent(
         self, conn: Connection, backend: str, blob_key: str, reason: str, now: datetime
@@ -1521,10 +1532,7 @@ class Catalog(
             ).scalar()
             if blob_id is None:
                 return True
-            used = conn.execute(
-                sa.select(s.segments.c.id).where(s.segments.c.blob_id == blob_id).limit(1)
-            ).first()
-            if used is not None or self._blob_retained(conn, blob_id):
+            if self._blob_in_use(conn, blob_id):
                 return False
             conn.execute(s.blobs.delete().where(s.blobs.c.id == blob_id))
             return True

@@ -27,7 +27,7 @@ choose its own error.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -331,7 +331,7 @@ class MultipartQueries(CatalogBase):
                 t.multipart_parts.delete().where(t.multipart_parts.c.upload_pk == upload_pk)
             )
             conn.execute(t.multipart_uploads.delete().where(t.multipart_uploads.c.id == upload_pk))
-            return self._part_garbage(conn, blob_ids, _now())
+            return self._core()._collect_garbage(conn, blob_ids, _now())
 
         return self._write(tx)
 
@@ -401,7 +401,7 @@ class MultipartQueries(CatalogBase):
                 conn.execute(s.intents.delete().where(s.intents.c.id == intent_id))
             garbage: list[Intent] = []
             if old_blob is not None and int(old_blob) != blob_id:
-                garbage = self._part_garbage(conn, [int(old_blob)], now)
+                garbage = self._core()._collect_garbage(conn, [int(old_blob)], now)
             if usage is not None:
                 core._add_usage(conn, [core._usage_row(usage, now)])
             row = conn.execute(_part_query().where(where)).one()
@@ -425,35 +425,6 @@ class MultipartQueries(CatalogBase):
             ).all()
         )
         return [_part(r) for r in rows]
-
-    def _part_garbage(
-        self, conn: Connection, blob_ids: Iterable[int], now: datetime
-    ) -> list[Intent]:
-        """Garbage intents for those ``blob_ids`` that no segment and no part references,
-        each checked under its blob row's lock (see the module doc)."""
-        core = self._core()
-        garbage: list[Intent] = []
-        for blob_id in sorted(set(blob_ids)):
-            blob = conn.execute(
-                sa.select(s.blobs.c.backend, s.blobs.c.key)
-                .where(s.blobs.c.id == blob_id)
-                .with_for_update()
-            ).first()
-            if blob is None:
-                continue
-            used = conn.execute(
-                sa.select(s.segments.c.id).where(s.segments.c.blob_id == blob_id).limit(1)
-            ).first()
-            if used is None:
-                used = conn.execute(
-                    sa.select(t.multipart_parts.c.upload_pk)
-                    .where(t.multipart_parts.c.blob_id == blob_id)
-                    .limit(1)
-                ).first()
-            if used is not None:
-                continue
-            garbage.append(core._insert_intent(conn, blob.backend, blob.key, "garbage", now))
-        return garbage
 
     # -- listing -----------------------------------------------------------------------------
     def list_uploads(
