@@ -203,6 +203,7 @@ class SealingReader(io.RawIOBase):
         self._sha = hashlib.sha256()
         self._hashing: tuple[Future[None], ...] = ()
         self._blocks_read = 0
+        self._source_ended = False
         self._readinto = getattr(plaintext, "readinto", None)
         self._buffers: tuple[bytearray, bytearray] | None = None
         self._plain_size = 0
@@ -276,7 +277,11 @@ class SealingReader(io.RawIOBase):
         The first block is read with ``read`` (a small object allocates no more than it
         needs); later ones go with ``readinto`` into two reused buffers, alternating, so the
         one being hashed is never overwritten (and no page is faulted in per block).
+        A short block means the source ended: it is not asked again (a small object would
+        otherwise allocate both buffers only to learn that).
         """
+        if self._source_ended:
+            return b""
         if self._blocks_read and self._readinto is not None:
             if self._buffers is None:
                 self._buffers = (bytearray(self._block_size), bytearray(self._block_size))
@@ -296,6 +301,7 @@ class SealingReader(io.RawIOBase):
                 self._readinto = None  # a file object that only implements read()
             else:
                 self._blocks_read += 1
+                self._source_ended = got < self._block_size
                 return view[:got]
         parts = []
         got = 0
@@ -306,6 +312,7 @@ class SealingReader(io.RawIOBase):
             parts.append(piece)
             got += len(piece)
         self._blocks_read += 1
+        self._source_ended = got < self._block_size
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _wait_hash(self) -> None:

@@ -244,6 +244,34 @@ def test_sealing_memory_is_bounded() -> None:
     assert peak < 12 * block, peak
 
 
+def test_a_small_object_allocates_no_block_buffers() -> None:
+    """A body shorter than one block ends the source: it is not read again, so sealing
+    4 KiB with 4 MiB blocks does not allocate (and zero) two 4 MiB buffers to learn that."""
+    data = data_of(4096)
+    calls: list[str] = []
+
+    class Body(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            calls.append("read")
+            return super().read(size)
+
+        def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+            calls.append("readinto")
+            return super().readinto(buffer)
+
+    block = 4 << 20
+    tracemalloc.start()
+    try:
+        reader = SealingReader(Body(data), META, [RECIPIENT], block_size=block)
+        sealed = reader.read(-1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert whole(sealed, reader.result) == data
+    assert calls == ["read", "read"]  # the block, then the end of the source
+    assert peak < block // 4, peak
+
+
 # --- range reads -------------------------------------------------------------------------
 
 
