@@ -41,6 +41,7 @@ from catalog.db import WRITE_OPTION
 from catalog.identity import IdentityQueries
 from catalog.multipart import MultipartQueries
 from catalog.placement import PlacementQueries
+from catalog.prepared import Prepared
 from catalog.records import (
     AccessKey,
     AuditEntry,
@@ -116,20 +117,20 @@ _OBJECT_COLUMNS = (
 
 
 # -- the object write path's statements ---------------------------------------------------
-# Built once: a statement constructed per call costs more Python than its round trip to
-# the database (expression building plus cache-key generation on every execute). Values
-# go in as bound parameters, so the compiled form is reused from SQLAlchemy's cache.
+# Built and compiled once, and run on the driver's cursor (catalog/prepared.py): through
+# Connection.execute, their Python cost was most of a small PUT's.
 
-_LOCK_BUCKET_ORG = (
+_LOCK_BUCKET_ORG = Prepared(
     sa.select(s.buckets.c.org_id)
     .where(s.buckets.c.id == sa.bindparam("bucket_id"))
     .with_for_update(read=True)
 )
-_OBJECT_ROW = sa.select(*_OBJECT_COLUMNS).where(
+_object_row_query = sa.select(*_OBJECT_COLUMNS).where(
     s.objects.c.bucket_id == sa.bindparam("bucket_id"),
     s.objects.c.key == sa.bindparam("key", type_=s.KeyBytes()),
 )
-_OBJECT_ROW_LOCKED = _OBJECT_ROW.with_for_update()
+_OBJECT_ROW = Prepared(_object_row_query)
+_OBJECT_ROW_LOCKED = Prepared(_object_row_query.with_for_update())
 _BLOB_COLUMNS = (
     s.blobs.c.id,
     s.blobs.c.org_id,
@@ -139,14 +140,16 @@ _BLOB_COLUMNS = (
     s.blobs.c.storage_class,
     s.blobs.c.created_at,
 )
-_BLOB_BY_ID_LOCKED: sa.Select[Any] = (
+_BLOB_BY_ID_LOCKED = Prepared(
     sa.select(*_BLOB_COLUMNS).where(s.blobs.c.id == sa.bindparam("blob_id")).with_for_update()
 )
-_BLOB_BY_KEY: sa.Select[Any] = sa.select(*_BLOB_COLUMNS).where(
-    s.blobs.c.backend == sa.bindparam("backend"),
-    s.blobs.c.key == sa.bindparam("blob_key", type_=s.KeyBytes()),
+_BLOB_BY_KEY = Prepared(
+    sa.select(*_BLOB_COLUMNS).where(
+        s.blobs.c.backend == sa.bindparam("backend"),
+        s.blobs.c.key == sa.bindparam("blob_key", type_=s.KeyBytes()),
+    )
 )
-_GARBAGE_INTENT = (
+_GARBAGE_INTENT = Prepared(
     sa.select(s.intents.c.id)
     .where(
         s.intents.c.backend == sa.bindparam("backend"),
@@ -155,44 +158,52 @@ _GARBAGE_INTENT = (
     )
     .limit(1)
 )
-_INSERT_BLOB = s.blobs.insert()
-_INSERT_OBJECT = s.objects.insert()
+_INSERT_BLOB = Prepared(s.blobs.insert())
+_INSERT_OBJECT = Prepared(s.objects.insert())
 # (Bound parameters of an UPDATE may not share a column's name: hence ``object_id``.)
-_UPDATE_OBJECT = s.objects.update().where(s.objects.c.id == sa.bindparam("object_id"))
-_INSERT_SEGMENTS = s.segments.insert()
-_INSERT_STAGED = staged_blobs.insert()
-_ADD_STORED_BYTES = (
+_UPDATE_OBJECT = Prepared(s.objects.update().where(s.objects.c.id == sa.bindparam("object_id")))
+_INSERT_SEGMENTS = Prepared(s.segments.insert())
+_INSERT_STAGED = Prepared(staged_blobs.insert())
+_add_stored_bytes = (
     s.orgs.update()
     .where(s.orgs.c.id == sa.bindparam("org_id"))
     .values(stored_bytes=s.orgs.c.stored_bytes + sa.bindparam("delta", type_=sa.BigInteger))
 )
 # Growing within the quota: no row matches (rowcount 0) when the org would pass it.
-_GROW_STORED_BYTES = _ADD_STORED_BYTES.where(
+_grow_stored_bytes = _add_stored_bytes.where(
     sa.or_(
         s.orgs.c.quota_bytes.is_(None),
         s.orgs.c.stored_bytes + sa.bindparam("delta", type_=sa.BigInteger)
         <= s.orgs.c.quota_bytes,
     )
 )
-_STORED_BYTES = sa.select(s.orgs.c.stored_bytes).where(s.orgs.c.id == sa.bindparam("org_id"))
+_ADD_STORED_BYTES = Prepared(_add_stored_bytes)
+_GROW_STORED_BYTES = Prepared(_grow_stored_bytes)
+_STORED_BYTES = Prepared(
+    sa.select(s.orgs.c.stored_bytes).where(s.orgs.c.id == sa.bindparam("org_id"))
+)
 # SQLite (3.35+) returns the new figure from the UPDATE itself; MariaDB has no UPDATE ...
 # RETURNING, so there it stays an UPDATE and a SELECT of the row this transaction locked.
-_ADD_STORED_BYTES_RETURNING = _ADD_STORED_BYTES.returning(s.orgs.c.stored_bytes)
-_GROW_STORED_BYTES_RETURNING = _GROW_STORED_BYTES.returning(s.orgs.c.stored_bytes)
+_ADD_STORED_BYTES_RETURNING = Prepared(_add_stored_bytes.returning(s.orgs.c.stored_bytes))
+_GROW_STORED_BYTES_RETURNING = Prepared(_grow_stored_bytes.returning(s.orgs.c.stored_bytes))
 _sqlite_usage = sqlite_dialect.insert(s.usage)
 _mysql_usage = mysql_dialect.insert(s.usage)
 #: Hourly usage upserts: ``count`` and ``bytes`` are added to the hour's row.
 _UPSERT_USAGE = {
-    "sqlite": _sqlite_usage.on_conflict_do_update(
-        index_elements=["org_id", "hour", "bucket_id", "user_id", "action"],
-        set_={
-            "count": s.usage.c.count + _sqlite_usage.excluded["count"],
-            "bytes": s.usage.c.bytes + _sqlite_usage.excluded.bytes,
-        },
+    "sqlite": Prepared(
+        _sqlite_usage.on_conflict_do_update(
+            index_elements=["org_id", "hour", "bucket_id", "user_id", "action"],
+            set_={
+                "count": s.usage.c.count + _sqlite_usage.excluded["count"],
+                "bytes": s.usage.c.bytes + _sqlite_usage.excluded.bytes,
+            },
+        )
     ),
-    "mysql": _mysql_usage.on_duplicate_key_update(
-        count=s.usage.c.count + _mysql_usage.inserted["count"],
-        bytes=s.usage.c.bytes + _mysql_usage.inserted.bytes,
+    "mysql": Prepared(
+        _mysql_usage.on_duplicate_key_update(
+            count=s.usage.c.count + _mysql_usage.inserted["count"],
+            bytes=s.usage.c.bytes + _mysql_usage.inserted.bytes,
+        )
     ),
 }
 
@@ -842,16 +853,17 @@ class Catalog(
     # -- objects ---------------------------------------------------------------------------
     def _lock_bucket_org(self, conn: Connection, bucket_id: int) -> int:
         """The bucket's org id, with the bucket row share-locked against deletion."""
-        org_id = conn.execute(_LOCK_BUCKET_ORG, {"bucket_id": bucket_id}).scalar()
+        org_id = _LOCK_BUCKET_ORG.run(conn, {"bucket_id": bucket_id}).scalar()
         if org_id is None:
             raise BucketNotFound(bucket_id)
         return int(org_id)
 
     def _object_row(
         self, conn: Connection, bucket_id: int, key: bytes, *, lock: bool = False
-    ) -> Row[Any] | None:
+    ) -> Any:
+        """The object's row (the columns of ``_OBJECT_COLUMNS`` by name), or None."""
         query = _OBJECT_ROW_LOCKED if lock else _OBJECT_ROW
-        return conn.execute(query, {"bucket_id": bucket_id, "key": key}).first()
+        return query.run(conn, {"bucket_id": bucket_id, "key": key}).first()
 
     def _segments(self, conn: Connection, object_id: int) -> tuple[Segment, ...]:
         rows = conn.execute(
@@ -984,8 +996,8 @@ class Catalog(
         if delta == 0:
             return
         grow = enforce_quota and delta > 0
-        done = conn.execute(
-            _GROW_STORED_BYTES if grow else _ADD_STORED_BYTES, {"org_id": org_id, "delta": delta}
+        done = (_GROW_STORED_BYTES if grow else _ADD_STORED_BYTES).run(
+            conn, {"org_id": org_id, "delta": delta}
         )
         if done.rowcount == 0:
             name = conn.execute(sa.select(s.orgs.c.name).where(s.orgs.c.id == org_id)).scalar()
@@ -1000,12 +1012,10 @@ class Catalog(
             return None
         if self.dialect != "sqlite":
             self._add_stored_bytes(conn, org_id, delta, enforce_quota=enforce_quota)
-            return int(conn.execute(_STORED_BYTES, {"org_id": org_id}).scalar_one())
+            return int(_STORED_BYTES.run(conn, {"org_id": org_id}).scalar())
         grow = enforce_quota and delta > 0
-        row = conn.execute(
-            _GROW_STORED_BYTES_RETURNING if grow else _ADD_STORED_BYTES_RETURNING,
-            {"org_id": org_id, "delta": delta},
-        ).first()
+        returning = _GROW_STORED_BYTES_RETURNING if grow else _ADD_STORED_BYTES_RETURNING
+        row = returning.run(conn, {"org_id": org_id, "delta": delta}).first()
         if row is None:
             name = conn.execute(sa.select(s.orgs.c.name).where(s.orgs.c.id == org_id)).scalar()
             raise QuotaExceeded(name or org_id)
@@ -1023,7 +1033,7 @@ class Catalog(
     def _add_usage(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Upsert hourly usage rows: ``count`` and ``bytes`` are added."""
         if rows:
-            conn.execute(_UPSERT_USAGE[self.dialect], [dict(r) for r in rows])
+            _UPSERT_USAGE[self.dialect].run_many(conn, rows)
 
     def _usage_row(self, event: UsageEvent, now: datetime) -> dict[str, Any]:
         return {
@@ -1106,8 +1116,8 @@ class Catalog(
                 conn, org_id, delta, enforce_quota=quota_org_id is not None
             )
             if staged:
-                conn.execute(
-                    _INSERT_STAGED,
+                _INSERT_STAGED.run_many(
+                    conn,
                     [
                         {"key": k, "size": len(v), "data": v, "created_at": now}
                         for k, v in staged.items()
@@ -1152,17 +1162,14 @@ class Catalog(
                         conn, org_id, object_id, reason=REASON_OVERWRITE, until=retain, now=now
                     )
                 old_blobs = self._drop_segments(conn, object_id)
-                conn.execute(_UPDATE_OBJECT, {"object_id": object_id, **values})
+                _UPDATE_OBJECT.run(conn, {"object_id": object_id, **values})
             else:
-                done = conn.execute(
-                    _INSERT_OBJECT, {"bucket_id": new.bucket_id, "key": key, **values}
-                )
-                assert done.inserted_primary_key is not None
-                object_id = int(done.inserted_primary_key[0])
+                done = _INSERT_OBJECT.run(conn, {"bucket_id": new.bucket_id, "key": key, **values})
+                assert done.lastrowid is not None
+                object_id = int(done.lastrowid)
             if new.segments:
-                conn.execute(
-                    _INSERT_SEGMENTS,
-                    _segment_rows(object_id, new.segments, [b.id for b in blobs]),
+                _INSERT_SEGMENTS.run_many(
+                    conn, _segment_rows(object_id, new.segments, [b.id for b in blobs])
                 )
             for chunk in _chunks(intent_list, _CHUNK):
                 conn.execute(s.intents.delete().where(s.intents.c.id.in_(chunk)))
@@ -1193,11 +1200,9 @@ class Catalog(
         existing row for the same backend key, or a new row. ``fresh``: the caller knows
         the key was generated for this write, so no row can exist yet (no lookup)."""
         if seg.blob_id is not None:
-            row = conn.execute(_BLOB_BY_ID_LOCKED, {"blob_id": seg.blob_id}).first()
+            row = _BLOB_BY_ID_LOCKED.run(conn, {"blob_id": seg.blob_id}).first()
             doomed = row is not None and (
-                conn.execute(
-                    _GARBAGE_INTENT, {"backend": row.backend, "blob_key": row.key}
-                ).first()
+                _GARBAGE_INTENT.run(conn, {"backend": row.backend, "blob_key": row.key}).first()
                 is not None
             )
             if row is None or doomed:
@@ -1206,13 +1211,11 @@ class Catalog(
                 )
             return _blob(row)
         if not fresh:
-            row = conn.execute(
-                _BLOB_BY_KEY, {"backend": seg.backend, "blob_key": seg.blob_key}
-            ).first()
+            row = _BLOB_BY_KEY.run(conn, {"backend": seg.backend, "blob_key": seg.blob_key}).first()
             if row is not None:
                 return _blob(row)
-        done = conn.execute(
-            _INSERT_BLOB,
+        done = _INSERT_BLOB.run(
+            conn,
             {
                 "org_id": org_id,
                 "backend": seg.backend,
@@ -1222,9 +1225,9 @@ class Catalog(
                 "created_at": now,
             },
         )
-        assert done.inserted_primary_key is not None
+        assert done.lastrowid is not None
         return Blob(
-            id=int(done.inserted_primary_key[0]),
+            id=int(done.lastrowid),
             org_id=org_id,
             backend=seg.backend,
             key=seg.blob_key,
