@@ -112,6 +112,21 @@ def test_sqlite_needs_a_reachable_file(tmp_path: Path) -> None:
         catalog.close()
 
 
+def test_sqlite_commits_are_durable(tmp_path: Path) -> None:
+    """Small objects are staged in the catalog: a commit must be on disk when it returns
+    (WAL with synchronous=FULL), and foreign keys are enforced."""
+    from catalog.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path}/catalog.db")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
 def test_encode_key_limits() -> None:
     assert encode_key("\U0001f600") == b"\xf0\x9f\x98\x80"
     assert len(encode_key("x" * 1024)) == 1024
