@@ -445,6 +445,8 @@ class Catalog(
     def close(self) -> None:
         """Close the pooled connections; the catalog must not be used afterwards."""
         self._cache.clear()
+        if self._group_commit is not None:
+            self._group_commit.close()
         self._engine.dispose()
 
     # -- orgs and users (identity grows these) ---------------------------------------------

@@ -7,7 +7,6 @@ its own ``catalog/tables_*.py`` module, so the areas grow without editing one sh
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from catalog.cache import TTLCache
 from catalog.db import display_url, is_sqlite, make_engine, run_transaction
+from catalog.group_commit import GroupCommitter
 
 T = TypeVar("T")
 
@@ -40,27 +40,20 @@ class CatalogBase:
         self._engine = make_engine(url, pool_size=pool_size, echo=echo)
         self._sqlite = is_sqlite(self._engine)
         self._cache: TTLCache[Any] = TTLCache(min(cache_ttl, 30.0))
-        # SQLite has one writer at a time. Writers of this process queue on this lock rather
-        # than on SQLite's busy handler, which polls with sleeps of 1, 2, 5, 10... ms while
-        # the lock is free: with a few concurrent small PUTs, that idled the cores (~20%).
-        # Other processes (the CLI) still meet the busy timeout. Reentrant, so a write made
-        # while holding it behaves as before.
-        self._sqlite_writer: threading.RLock | None = threading.RLock() if self._sqlite else None
+        # SQLite has one writer at a time: writers of this process queue here (and share
+        # commits, see catalog/group_commit.py) rather than on SQLite's busy handler, which
+        # polls with sleeps of 1, 2, 5, 10... ms while the lock is free. Other processes
+        # (the CLI) still meet the busy timeout.
+        self._group_commit = (
+            GroupCommitter(self._engine, url=self.display_url) if self._sqlite else None
+        )
 
     # -- plumbing --------------------------------------------------------------------------
     def _write(
         self, fn: Callable[[Connection], T], *, what: str = "", retry_unique: bool = False
     ) -> T:
-        if self._sqlite_writer is not None:
-            with self._sqlite_writer:
-                return run_transaction(
-                    self._engine,
-                    fn,
-                    write=True,
-                    url=self.display_url,
-                    what=what,
-                    retry_unique=retry_unique,
-                )
+        if self._group_commit is not None:
+            return self._group_commit.run(fn, what=what, retry_unique=retry_unique)
         return run_transaction(
             self._engine,
             fn,
