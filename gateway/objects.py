@@ -670,6 +670,7 @@ class ObjectService(MultipartOperations):
         *,
         dst_org_name: str | None = None,
         replace_metadata: Mapping[str, str] | None = None,
+        replace_headers: Mapping[str, str] | None = None,
         content_type: str | None = None,
         storage_class: str | None = None,
         if_match: str | None = None,
@@ -679,7 +680,9 @@ class ObjectService(MultipartOperations):
         """Copy an object. Within one org the new object shares the sealed blobs (no bytes
         move); across orgs the plaintext is re-sealed to the target org's key.
 
-        ``replace_metadata`` None keeps the source's metadata (S3's COPY directive).
+        ``replace_metadata`` and ``replace_headers`` (the stored standard headers such as
+        Content-Disposition) None keep the source's (S3's COPY directive); S3's REPLACE
+        passes both, empty when the request sends none.
         """
         validate_key(src_key)
         validate_key(dst_key)
@@ -696,6 +699,7 @@ class ObjectService(MultipartOperations):
         target_bucket = self._bucket(dst_org, dst_bucket)
         source = self._record(source_bucket, src_key)
         metadata = dict(source.user_metadata if replace_metadata is None else replace_metadata)
+        headers = dict(source.headers if replace_headers is None else replace_headers)
         new_type = content_type or source.content_type
         new_class = storage_class or source.storage_class
         same_sealing = (
@@ -714,7 +718,7 @@ class ObjectService(MultipartOperations):
                 sha256=source.sha256,
                 content_type=new_type,
                 user_metadata=metadata,
-                headers=dict(source.headers),
+                headers=headers,
                 storage_class=new_class,
                 segments=tuple(_reuse(s) for s in source.segments),
                 modified_at=datetime.now(UTC),
@@ -733,7 +737,7 @@ class ObjectService(MultipartOperations):
             size=source.size,
             content_type=new_type,
             user_metadata=metadata,
-            headers=source.headers,
+            headers=headers,
             storage_class=new_class,
             if_match=if_match,
             if_none_match=if_none_match,

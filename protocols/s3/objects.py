@@ -214,12 +214,13 @@ class ObjectActions(ActionBase):
             )
         replace = directive == "REPLACE"
         metadata = user_metadata(req.headers) if replace else None
+        headers = stored_headers(req.headers) if replace else None
         content_type = (
             unwire(req.header("content-type") or DEFAULT_CONTENT_TYPE) if replace else None
         )
         if src_sse is not None:
             record = self._copy_through(
-                req, src_bucket, src_key, src_sse, dst_sse, source, klass, metadata,
+                req, src_bucket, src_key, src_sse, dst_sse, source, klass, metadata, headers,
                 content_type, if_match, if_none_match,
             )
         else:
@@ -231,6 +232,7 @@ class ObjectActions(ActionBase):
                 bucket,
                 key,
                 replace_metadata=metadata,
+                replace_headers=headers,
                 content_type=content_type,
                 storage_class=klass,
                 if_match=if_match,
@@ -252,6 +254,7 @@ class ObjectActions(ActionBase):
         source: ObjectView,
         klass: str,
         metadata: dict[str, str] | None,
+        headers: dict[str, str] | None,
         content_type: str | None,
         if_match: str | None,
         if_none_match: bool,
@@ -271,7 +274,7 @@ class ObjectActions(ActionBase):
                 size=opened.length,
                 content_type=content_type or source.record.content_type,
                 user_metadata=source.record.user_metadata if metadata is None else metadata,
-                headers=source.record.headers,
+                headers=source.record.headers if headers is None else headers,
                 storage_class=klass,
                 if_match=if_match,
                 if_none_match=if_none_match,

@@ -317,17 +317,21 @@ def test_delete_objects(client: Any, bucket: str) -> None:
 
 def test_copy_object(client: Any, bucket: str) -> None:
     put = client.put_object(Bucket=bucket, Key="src", Body=b"source", Metadata={"m": "1"},
-                            ContentType="text/plain")
+                            ContentType="text/plain", ContentDisposition="attachment",
+                            CacheControl="no-cache")
     client.copy_object(Bucket=bucket, Key="same-meta", CopySource={"Bucket": bucket, "Key": "src"})
     head = client.head_object(Bucket=bucket, Key="same-meta")
     assert head["Metadata"] == {"m": "1"} and head["ContentType"] == "text/plain"
+    assert (head["ContentDisposition"], head["CacheControl"]) == ("attachment", "no-cache")
     assert head["ETag"] == put["ETag"]
+    # REPLACE replaces the metadata and the stored headers, dropping those not sent.
     client.copy_object(
         Bucket=bucket, Key="new-meta", CopySource=f"{bucket}/src", MetadataDirective="REPLACE",
-        Metadata={"n": "2"}, ContentType="application/json",
+        Metadata={"n": "2"}, ContentType="application/json", ContentDisposition="inline",
     )
     head = client.head_object(Bucket=bucket, Key="new-meta")
     assert head["Metadata"] == {"n": "2"} and head["ContentType"] == "application/json"
+    assert head["ContentDisposition"] == "inline" and "CacheControl" not in head
     with pytest.raises(botocore.exceptions.ClientError) as info:
         client.copy_object(Bucket=bucket, Key="src", CopySource=f"{bucket}/src")
     assert code_of(info) == ("InvalidRequest", 400)
