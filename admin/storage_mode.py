@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import InvalidArgument
 from gateway.principals import Principal
@@ -96,32 +96,37 @@ def pin(
     on: bool,
 ) -> tuple[list[str], str]:
     """Add (``on``) or remove the keep-hot rule of ``target``; the bucket's keep-hot rules
-    after the change and a sentence saying what happened."""
-    from tiering.policy import store_rules
+    after the change and a sentence saying what happened. The bucket's rules are read and
+    written in one catalog transaction, so concurrent pins do not undo one another."""
+    from tiering.policy import stored_rules
 
     pattern = keep_hot_pattern(target, prefix=kind == "prefix")
-    _, rules = gateway.catalog.tiering_rules(org.id, bucket.id)
-    rules = dict(rules)
-    keep = list(rules.get("keep_hot", []))
-    if on:
-        if pattern not in keep:
+    after: list[str] = []
+
+    def change(current: dict[str, Any]) -> dict[str, Any] | None:
+        rules = dict(current)
+        keep = [str(k) for k in rules.get("keep_hot", [])]
+        if on and pattern not in keep:
             keep.append(pattern)
-        detail = f"pinned: keys matching {pattern} stay hot"
-    else:
-        if pattern not in keep:
-            raise InvalidArgument(f"{target!r} is not pinned (no keep-hot rule {pattern})")
-        keep.remove(pattern)
-        detail = f"unpinned: the rule {pattern} is gone; the bucket's policy decides again"
-    if keep:
-        rules["keep_hot"] = keep
-    else:
-        rules.pop("keep_hot", None)
-    store_rules(gateway.catalog, org.id, bucket.id, rules or None, updated_by=principal.name)
+        elif not on:
+            if pattern not in keep:
+                raise InvalidArgument(f"{target!r} is not pinned (no keep-hot rule {pattern})")
+            keep.remove(pattern)
+        if keep:
+            rules["keep_hot"] = keep
+        else:
+            rules.pop("keep_hot", None)
+        after[:] = keep
+        return stored_rules(rules) if rules else None
+
+    gateway.catalog.update_tiering_policy(org.id, bucket.id, change, updated_by=principal.name)
     gateway.catalog.audit(
         principal.name, "storage.pin" if on else "storage.unpin", org_id=org.id,
         bucket=bucket.name, target=target, rule=pattern,
     )
-    return keep, detail
+    if on:
+        return after, f"pinned: keys matching {pattern} stay hot"
+    return after, f"unpinned: the rule {pattern} is gone; the bucket's policy decides again"
 
 
 def _keep_hot(gateway: Gateway, org: Org, bucket: Bucket) -> list[str]:

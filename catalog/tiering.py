@@ -9,7 +9,7 @@ its one restore, so duplicate requests collapse onto it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -420,11 +420,28 @@ class TieringQueries(CatalogBase):
         """Store the rules of an org (``bucket_id`` None) or bucket, replacing what was
         there; ``rules`` None removes them (the level then inherits). The caller validates
         the rules (``tiering.policy.validate_rules``)."""
+        self.update_tiering_policy(org_id, bucket_id, lambda _: rules, updated_by=updated_by)
+
+    def update_tiering_policy(
+        self,
+        org_id: int,
+        bucket_id: int | None,
+        change: Callable[[dict[str, Any]], Mapping[str, Any] | None],
+        *,
+        updated_by: str,
+    ) -> None:
+        """Read-modify-write of the rules of an org or bucket in one transaction, so two
+        concurrent changes (two pins) cannot lose one another: ``change`` gets the stored
+        rules (empty if none) and returns the new ones (None removes them). It may run
+        more than once (the transaction is retried on conflicts) and may raise to abort."""
         scope = bucket_id or 0
-        now = datetime.now(UTC)
         where = sa.and_(tiering_policies.c.org_id == org_id, tiering_policies.c.bucket_id == scope)
 
         def tx(conn: Connection) -> None:
+            current = conn.execute(
+                sa.select(tiering_policies.c.rules).where(where).with_for_update()
+            ).scalar()
+            rules = change(_json_dict(current) if current is not None else {})
             conn.execute(tiering_policies.delete().where(where))
             if rules is not None:
                 conn.execute(
@@ -432,7 +449,7 @@ class TieringQueries(CatalogBase):
                         org_id=org_id,
                         bucket_id=scope,
                         rules=dict(rules),
-                        updated_at=now,
+                        updated_at=datetime.now(UTC),
                         updated_by=updated_by,
                     )
                 )

@@ -216,6 +216,14 @@ def policy_from_config(config: TieringConfig) -> Policy:
     )
 
 
+def stored_rules(rules: Mapping[str, Any]) -> dict[str, Any]:
+    """``rules`` validated (alone and over the defaults) in the form the catalog keeps:
+    only the keys given. Raises ``InvalidArgument`` naming the bad key."""
+    checked = validate_rules(rules)
+    Policy().with_rules(checked)  # the combination must make sense on its own too
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in checked.items()}
+
+
 def store_rules(
     catalog: Catalog,
     org_id: int,
@@ -226,13 +234,8 @@ def store_rules(
 ) -> None:
     """Validate and store the rules of an org or bucket (None removes them): what the
     admin API calls. The stored form keeps only the keys given."""
-    if rules is not None:
-        checked = validate_rules(rules)
-        Policy().with_rules(checked)  # the combination must make sense on its own too
-        stored = {k: (list(v) if isinstance(v, tuple) else v) for k, v in checked.items()}
-        catalog.set_tiering_policy(org_id, bucket_id, stored, updated_by=updated_by)
-    else:
-        catalog.set_tiering_policy(org_id, bucket_id, None, updated_by=updated_by)
+    stored = stored_rules(rules) if rules is not None else None
+    catalog.set_tiering_policy(org_id, bucket_id, stored, updated_by=updated_by)
 
 
 class PolicyResolver:

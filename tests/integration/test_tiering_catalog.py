@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
@@ -277,6 +278,44 @@ def test_policy_rows(catalog: Catalog, org: Org, bucket: Bucket) -> None:
     ]
     catalog.set_tiering_policy(org.id, bucket.id, None, updated_by="b")
     assert catalog.tiering_rules(org.id, bucket.id) == ({"preset": "kopia"}, {})
+
+
+def test_concurrent_policy_updates_lose_nothing(
+    catalog: Catalog, org: Org, bucket: Bucket
+) -> None:
+    """Eight writers each add their keep-hot rule at once (as eight pins do): a plain
+    read-then-write kept only some of them."""
+    catalog.set_tiering_policy(org.id, bucket.id, {"min_size": 3}, updated_by="a")
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def add(pattern: str) -> None:
+        def change(current: dict[str, object]) -> dict[str, object]:
+            keep = list(cast(list[str], current.get("keep_hot", [])))
+            return {**current, "keep_hot": [*keep, pattern]}
+
+        try:
+            start.wait(10)
+            catalog.update_tiering_policy(org.id, bucket.id, change, updated_by="pin")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(f"dir{i}/**",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    _, rules = catalog.tiering_rules(org.id, bucket.id)
+    assert rules["min_size"] == 3
+    assert sorted(rules["keep_hot"]) == sorted(f"dir{i}/**" for i in range(8))
+    # A change that raises leaves the rules as they were.
+    def refuse(_current: dict[str, object]) -> None:
+        raise ValueError("not pinned")
+
+    with pytest.raises(ValueError, match="not pinned"):
+        catalog.update_tiering_policy(org.id, bucket.id, refuse, updated_by="x")
+    assert catalog.tiering_rules(org.id, bucket.id)[1] == rules
 
 
 def test_migration_0005_goes_down_and_up(
