@@ -275,19 +275,23 @@ class Engine:
 
 def orphan_sweep_task(interval: float, orphan_age: float) -> PeriodicTask:
     """Delete blobs that no object references and whose intent is older than
-    ``orphan_age`` seconds (:func:`tiering.sweep.sweep_orphans`), under the lease "sweep"."""
+    ``orphan_age`` seconds (:func:`tiering.sweep.sweep_orphans`), then the backends'
+    leftovers of interrupted writes of that age (:func:`tiering.sweep.remove_leftovers`),
+    under the lease "sweep"."""
 
     async def sweep(engine: Engine) -> int:
-        from tiering.sweep import sweep_orphans
+        from tiering.sweep import remove_leftovers, sweep_orphans
 
         older_than = datetime.now(UTC) - timedelta(seconds=orphan_age)
+        backends = engine.gateway.objects.backends
         # The service's map includes the built-in staging backend: an unreferenced staged
         # row is swept like any other blob.
         deleted = await engine.run_sync(
-            sweep_orphans, engine.gateway.catalog, engine.gateway.objects.backends, older_than
+            sweep_orphans, engine.gateway.catalog, backends, older_than
         )
-        log.debug("orphan sweep done", extra={"deleted": deleted})
-        return deleted
+        leftovers = await engine.run_sync(remove_leftovers, backends, older_than)
+        log.debug("orphan sweep done", extra={"deleted": deleted, "leftovers": leftovers})
+        return deleted + leftovers
 
     return PeriodicTask("sweep", interval, sweep, lease="sweep")
 

@@ -6,6 +6,10 @@ delete after it did not happen. Each case leaves an intent row (DESIGN.md, Catal
 looks only at intents older than ``older_than``, so it never races an upload in flight, and
 deletes a blob only after the catalog has atomically forgotten it, so a concurrent copy can
 never end up pointing at a deleted blob.
+
+Below the blobs, a backend's own interrupted writes can leave debris no intent knows of
+(a ``localfs`` data file written before a crash, an S3 multipart upload never completed):
+:func:`remove_leftovers` asks each backend to clear what is older than the same age.
 """
 
 from __future__ import annotations
@@ -49,3 +53,15 @@ def sweep_orphans(
     if deleted:
         log.info("orphan sweep deleted %d blobs", deleted)
     return deleted
+
+
+def remove_leftovers(backends: Mapping[str, Backend], older_than: datetime) -> int:
+    """Each backend's :meth:`~tiering.backends.base.Backend.remove_leftovers`; how many
+    leftovers were removed in all. A backend that fails is logged and retried next time."""
+    removed = 0
+    for name, backend in backends.items():
+        try:
+            removed += backend.remove_leftovers(older_than)
+        except CoolStorageError as exc:
+            log.warning("removing leftovers of backend %s failed, will retry: %s", name, exc)
+    return removed

@@ -537,6 +537,23 @@ class TestLocalFS(BackendSuite):
         assert len(data) == 2
         assert data[0].stat().st_ino == data[1].stat().st_ino
 
+    def test_leftovers_of_interrupted_writes_are_removed(self, backend: Backend) -> None:
+        root = cast(LocalFSBackend, backend).root
+        put_bytes(backend, "a/b", b"kept")
+        backend.copy("a/b", "a/linked")
+        live = sorted(self.files(backend))
+        # What crashes leave: a data file never committed, one whose record was replaced
+        # before the old one was unlinked, a record being written, a data file of no blob.
+        for name in ("b~d0123456789abcdef", "b~t0123456789abcdef", "none~dfedcba9876543210"):
+            (root / "a" / name).write_bytes(b"debris")
+        (root / "a" / "b~dnot-a-generation").write_bytes(b"not ours")
+        # Nothing is old enough yet: the inode change time is now.
+        past = datetime.now(UTC) - timedelta(hours=1)
+        assert backend.remove_leftovers(past) == 0
+        assert backend.remove_leftovers(datetime.now(UTC) + timedelta(seconds=5)) == 3
+        assert sorted(self.files(backend)) == sorted([*live, os.path.join("a", "b~dnot-a-generation")])
+        assert read_all(backend, "a/b") == b"kept" and read_all(backend, "a/linked") == b"kept"
+
     def test_restore_takes_the_delay(self, tmp_path: Path) -> None:
         backend = LocalFSBackend.from_options("slow", {"root": str(tmp_path), "restore_delay": 0.4})
         put_bytes(backend, "cold", b"later", storage_class=DEEP_ARCHIVE)
@@ -710,6 +727,27 @@ class TestS3(BackendSuite):
         with pytest.raises(RuntimeError):
             backend.put("aborted", as_stream(PatternReader(14, LARGE, fail_after=16 * MiB)))
         assert client.list_multipart_uploads(Bucket=moto_bucket).get("Uploads", []) == []
+
+    def test_incomplete_multipart_uploads_are_aborted_when_old(
+        self, backend: Backend, client: Any, moto_bucket: str
+    ) -> None:
+        prefix = cast(S3Backend, backend).prefix
+        key = f"{prefix}leftover-{time.monotonic_ns()}"
+        upload = client.create_multipart_upload(Bucket=moto_bucket, Key=key)["UploadId"]
+
+        def pending() -> list[str]:
+            uploads = client.list_multipart_uploads(Bucket=moto_bucket).get("Uploads", [])
+            return [u["UploadId"] for u in uploads if u["Key"] == key]
+
+        # moto reports every upload as initiated on 2010-11-10 (real S3 gives the time it
+        # started): a cutoff before that date must keep it.
+        initiated = client.list_multipart_uploads(Bucket=moto_bucket, Prefix=key)["Uploads"][0][
+            "Initiated"
+        ]
+        assert backend.remove_leftovers(initiated - timedelta(seconds=1)) == 0
+        assert pending() == [upload]
+        assert backend.remove_leftovers(datetime.now(UTC) + timedelta(minutes=1)) >= 1
+        assert pending() == []
 
     def test_large_copy_uses_upload_part_copy(
         self, moto_s3_options: dict[str, Any], client: Any, moto_bucket: str

@@ -11,6 +11,7 @@ import contextlib
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -30,9 +31,10 @@ from tests.integration.tiering_support import (
     write_config,
     write_corpus,
 )
+from tiering.backends.localfs import LocalFSBackend
 from tiering.crashpoints import ENV
 from tiering.restores import poll_restores
-from tiering.sweep import sweep_orphans
+from tiering.sweep import remove_leftovers, sweep_orphans
 
 POINTS = [
     "pack:after-intent",
@@ -128,6 +130,11 @@ def test_a_killed_transition_resumes_exactly_once(
         # Whatever the crash left behind is an orphan with an intent: the sweep removes it.
         sweep_orphans(catalog, gateway.objects.backends, datetime.now(UTC) + timedelta(seconds=1))
         assert catalog.due_intents(datetime.now(UTC) + timedelta(days=1)) == []
+        # Below the blobs, a killed write may have left a data file no record names.
+        remove_leftovers(gateway.objects.backends, datetime.now(UTC) + timedelta(seconds=1))
+        files = [p.name for p in cast(LocalFSBackend, backend).root.rglob("*") if p.is_file()]
+        assert len([n for n in files if "~d" in n]) == len([n for n in files if n.endswith("~meta")])
+        assert not [n for n in files if "~t" in n]
         counts = catalog.tiering_counts()
         assert counts.staged_blobs == 0 and counts.hot_blobs == 0
         bucket = catalog.get_bucket(catalog.get_org(ORG).id, BUCKET)  # type: ignore[union-attr]

@@ -226,6 +226,15 @@ class Backend(ABC):
         """
         raise NotImplementedError(f"{self.plugin} cannot list")
 
+    def remove_leftovers(self, older_than: datetime) -> int:
+        """Remove what interrupted writes left behind and nothing has touched since
+        ``older_than`` (partial files, incomplete multipart uploads); return how many.
+
+        Never touches a blob, and never a write still in progress: those keep being
+        touched. The orphan sweep calls it. Idempotent; by default there is nothing to do.
+        """
+        return 0
+
     def close(self) -> None:
         """Release connections and threads; the instance is not used afterwards.
 

@@ -21,7 +21,9 @@ then renames a new record over the old one and only then removes the old data fi
 reader sees the old or the new blob and never a prefix; a reader that opened the old data
 file keeps reading it (POSIX), and one that finds it gone re-reads the record. Since data
 files never change, ``copy`` is a hard link. A crash can leave an unreferenced ``~d`` or
-``~t`` file behind; nothing lists or reads them.
+``~t`` file behind; nothing lists or reads them, and :meth:`LocalFSBackend.remove_leftovers`
+deletes those whose inode has not changed for a while (a write in progress, or the hard
+link a copy has just made, changes it).
 
 Changes to a record (``put``'s commit, ``delete``, storage class, restore) hold a lock for
 the key: a striped ``threading.Lock`` inside the process and a POSIX record lock on one byte
@@ -38,7 +40,9 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -82,12 +86,15 @@ from .base import (
 )
 
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
 _FORMAT_FILE = ".coolstorage-localfs.json"
 _LOCK_FILE = ".lock"
 _META = "meta"
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 _MAX_SEGMENT = 220  # 255 minus room for "~d" + 16 hex digits and some slack
 _STRIPES = 64
+_GENERATION = re.compile(r"[0-9a-f]{16}\Z")
 _DAY = 86400.0
 # errno values after which the same call may well succeed (NFS and friends).
 _TRANSIENT = frozenset({errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE})
@@ -640,6 +647,45 @@ class LocalFSBackend(Backend):
                 record = self._read_record(directory, name[: -len(_META) - 1])
                 if record is not None:
                     yield self._info(candidate, record)
+
+    def remove_leftovers(self, older_than: datetime) -> int:
+        """Delete ``~t`` files and ``~d`` files that no record names, unchanged (inode
+        change time) since ``older_than``. A data file is judged under its key's lock, so
+        a commit naming it cannot happen in between."""
+        cutoff = older_than.timestamp()
+        removed = 0
+        for directory, names in self._directories():
+            for name in names:
+                base, marker, suffix = name.rpartition("~")
+                if not marker or suffix[:1] not in ("d", "t") or not _GENERATION.match(suffix[1:]):
+                    continue
+                path = directory / name
+                try:
+                    if path.lstat().st_ctime >= cutoff:
+                        continue
+                    if suffix[0] == "t" or self._unreferenced(directory, base, suffix[1:]):
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise _os_error(f"cannot remove leftover {path}", exc) from None
+        if removed:
+            log.info("localfs %s: removed %d leftover files of interrupted writes", self.name, removed)
+        return removed
+
+    def _directories(self) -> Iterator[tuple[Path, tuple[str, ...]]]:
+        for directory, dirs, files in os.walk(self.root):
+            dirs.sort()
+            yield Path(directory), tuple(sorted(files))
+
+    def _unreferenced(self, directory: Path, base: str, generation: str) -> bool:
+        segments = [_decode_segment(p) for p in (*directory.relative_to(self.root).parts, base)]
+        if any(s is None for s in segments):
+            return False  # not a name this backend made: left alone
+        with self._locked("/".join(s for s in segments if s is not None)):
+            record = self._read_record(directory, base)
+            return record is None or record.data != generation
 
     def close(self) -> None:
         """Close the lock file; idempotent."""

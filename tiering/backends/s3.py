@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import re
 import tempfile
@@ -130,6 +131,8 @@ _DENIED = frozenset(
     }
 )
 _EXPIRY_RE = re.compile(r'expiry-date="([^"]+)"')
+
+log = logging.getLogger(__name__)
 
 
 def _error_code(exc: ClientError) -> tuple[str, int, str]:
@@ -825,6 +828,27 @@ class S3Backend(Backend):
         status = self.restore_status(key)
         # S3 may not show a just-accepted restore on HEAD yet; it is running all the same.
         return status if status.requested else RestoreStatus(requested=True, ongoing=True)
+
+    def remove_leftovers(self, older_than: datetime) -> int:
+        """Abort the incomplete multipart uploads under this backend's prefix started before
+        ``older_than`` (a put or copy that died between its first and last request; S3
+        bills their parts until they are aborted). As for the catalog's intents, no upload
+        is expected to run longer than the orphan age."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        aborted = 0
+        with self._errors("list uploads", self.prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] >= older_than:
+                        continue
+                    with contextlib.suppress(self.client.exceptions.NoSuchUpload):
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+        if aborted:
+            log.info("s3 %s: aborted %d incomplete multipart uploads", self.name, aborted)
+        return aborted
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
         """ListObjectsV2 pages, fetched as the caller iterates."""
