@@ -122,6 +122,8 @@ class Listeners:
         self.config = config
         self.factories = dict(APP_FACTORIES if factories is None else factories)
         self.listeners: list[Listener] = []
+        #: The front ends' apps, closed (those with a ``close``) once the listeners stop.
+        self.apps: list[WSGIApp] = []
 
     def bind(self) -> None:
         """Create and bind every enabled listener (``ConfigError`` if a port is taken or
@@ -132,10 +134,11 @@ class Listeners:
                 address = server_config.listen(name)
                 if address is None:
                     continue
-                app = RequestIdMiddleware(self.factories[name](self.gateway), listener=name)
+                front = self.factories[name](self.gateway)
+                self.apps.append(front)
                 server = wsgi.Server(
                     address,
-                    app,
+                    RequestIdMiddleware(front, listener=name),
                     numthreads=server_config.threads,
                     server_name=SERVER_NAME,
                     request_queue_size=server_config.request_queue_size,
@@ -197,6 +200,15 @@ class Listeners:
         for listener in self.listeners:
             if listener.thread is not None:
                 listener.thread.join(2)
+        # Front ends with threads of their own (the admin API's restore copies) stop them.
+        apps, self.apps = self.apps, []
+        for app in apps:
+            close = getattr(app, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing the %s front end failed", type(app).__name__)
 
 
 def _os_reason(error: OSError) -> str:

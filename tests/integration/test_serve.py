@@ -236,6 +236,44 @@ def assert_one_line(stderr: str) -> str:
     return lines[0]
 
 
+def test_front_ends_are_closed_when_the_listeners_stop(tmp_path: Path) -> None:
+    """A front end with threads of its own (the admin API's restore copies) is closed at
+    shutdown, after its listener has drained."""
+    from gateway.app import Gateway
+    from gateway.config import load_config
+    from gateway.server import Listeners
+
+    events: list[str] = []
+
+    class FrontEnd:
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+
+        def close(self) -> None:
+            events.append("closed")
+
+    config = load_config(
+        env={},
+        overrides={
+            "server": {"data_dir": str(tmp_path), "s3_listen": "127.0.0.1:0",
+                       "webdav_listen": "", "admin_listen": ""},
+        },
+    )
+    gateway = Gateway.open(config)
+    listeners = Listeners(gateway, config, {"s3": lambda _gateway: FrontEnd()})
+    try:
+        listeners.bind()
+        listeners.start()
+        host, port = listeners.listeners[0].address
+        assert httpx.get(f"http://{host}:{port}/").text == "ok"
+        assert events == []
+    finally:
+        listeners.stop(1)
+        gateway.close()
+    assert events == ["closed"]
+
+
 def test_unknown_key_stops_serve(tmp_path: Path) -> None:
     status, stderr = serve_with(tmp_path, {"server": {"treads": 4}})
     assert status == 2
