@@ -962,14 +962,22 @@ class IdentityService:
         """A new S3 access key of a user in one of their orgs, and its secret (shown once).
 
         The user themselves, an admin of the org or an operator may create it. Without
-        ``org`` the user's only org is taken.
+        ``org`` the user's only org is taken. An org admin is told the same for a user who
+        does not exist as for one outside the org: whether a name exists elsewhere is not
+        theirs to learn.
         """
-        facts = self._user(user_name)
-        is_self = actor.user_id is not None and actor.user_id == facts.user.id
+        facts = self.catalog.user_facts(name=user_name)
+        is_self = facts is not None and actor.user_id == facts.user.id
         trusted = actor.is_operator or is_self
-        if org is None:
-            if not trusted:
+        if not trusted:
+            if org is None:
                 raise InvalidArgument("name the org the key is for")
+            self._manageable_org(actor, org)
+        if facts is None:
+            if actor.is_operator:
+                raise NotFound(f"user {user_name}")
+            raise InvalidArgument(f"{user_name} is not a member of org {org}")
+        if org is None:
             if len(facts.memberships) != 1:
                 names = ", ".join(m.org_name for m in facts.memberships) or "none"
                 raise InvalidArgument(
@@ -977,8 +985,6 @@ class IdentityService:
                 )
             membership = facts.memberships[0]
         else:
-            if not trusted:
-                self._manageable_org(actor, org)
             found = next((m for m in facts.memberships if m.org_name == org), None)
             if found is None:
                 raise InvalidArgument(f"{user_name} is not a member of org {org}")
@@ -994,8 +1000,16 @@ class IdentityService:
 
     def list_access_keys(self, actor: Principal, *, user_name: str | None = None) -> list[KeyInfo]:
         """Access keys without secrets: all (operators), else the actor's own and those in
-        orgs the actor manages; optionally of one user."""
-        user_id = self._user(user_name).user.id if user_name is not None else None
+        orgs the actor manages; optionally of one user (for others than operators, a user
+        who does not exist simply has no keys to show)."""
+        user_id = None
+        if user_name is not None:
+            facts = self.catalog.user_facts(name=user_name)
+            if facts is None:
+                if actor.is_operator:
+                    raise NotFound(f"user {user_name}")
+                return []
+            user_id = facts.user.id
         keys = self.catalog.list_access_keys(user_id)
         users: dict[int, str] = {}
         orgs: dict[int, str] = {}

@@ -835,6 +835,17 @@ def test_who_may_create_list_and_revoke_keys(make: Make) -> None:
         service.create_access_key(admin, outsider_name, org=foreign)
     with pytest.raises(InvalidArgument, match="name the org"):
         service.create_access_key(admin, member_name)
+    # An org admin learns nothing about names outside the org: a user of another org and
+    # a user who exists nowhere get the same answers.
+    for name in (outsider_name, "nobody-" + outsider_name):
+        with pytest.raises(InvalidArgument) as refused:
+            service.create_access_key(admin, name, org=org)
+        assert str(refused.value).endswith(f": {name} is not a member of org {org}")
+        with pytest.raises(InvalidArgument, match="name the org"):
+            service.create_access_key(admin, name)
+        assert service.list_access_keys(admin, user_name=name) == []
+    with pytest.raises(NotFound):
+        service.list_access_keys(OPERATOR, user_name="nobody-" + outsider_name)
 
     visible = {k.access_key_id for k in service.list_access_keys(member)}
     assert visible == {own.access_key_id, by_admin.access_key_id}
