@@ -74,6 +74,11 @@ FAILED = "failed"
 EXPIRED = "expired"
 #: Statuses the copy worker looks at.
 COPY_STATUSES = (RUNNING, COPYING, READY)
+#: A job's restores are asked for again (:meth:`RestoreJobs.resume_requests`) only this
+#: soon after the job was asked for.
+RESUME_WINDOW = timedelta(hours=1)
+#: How long the start of a job holds its lease between renewals.
+START_LEASE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -266,19 +271,51 @@ class RestoreJobs:
             quote_usd=plan.quote_usd,
             items=items,
         )
+        # Held while the restores are asked for: a job whose start died midway is resumed
+        # by a CopyWorker once this lease is free (:meth:`resume_requests`).
+        # (Its own owner name: this process's CopyWorker must not take it as its own.)
+        lease, owner = start_lease(job.id), f"{self.gateway.instance_id}:start"
+        self.catalog.acquire_lease(lease, owner, START_LEASE_SECONDS)
+        try:
+            archived = [(seq, e.key) for seq, e in enumerate(plan.entries) if e.state == "archived"]
+            changes, started = self._request_restores(
+                principal, plan.org.name, job, archived, renew=(lease, owner)
+            )
+        finally:
+            self.catalog.release_lease(lease, owner)
+        self.catalog.set_restore_item_states(job.id, changes)
+        self.catalog.audit(
+            principal.name, "restore.job", org_id=plan.org.id, bucket=plan.bucket.name,
+            target=plan.target, kind=plan.kind, tier=plan.tier, job=job.id,
+            objects=len(plan.entries), started=started,
+            quote_usd=str(plan.quote_usd) if plan.quote_usd is not None else None,
+        )
+        return self.refresh(job, force=True).job
+
+    def _request_restores(
+        self,
+        principal: Principal,
+        org_name: str,
+        job: RestoreJob,
+        items: Sequence[tuple[int, str]],
+        *,
+        renew: tuple[str, str],
+    ) -> tuple[dict[int, tuple[str, str | None]], int]:
+        """Ask for the restore of each ``(seq, key)``: the item states that changed and how
+        many restores started. An object already on its way is joined; once the budget is
+        spent, the rest fail with that reason. The lease ``renew`` is renewed as it goes."""
         changes: dict[int, tuple[str, str | None]] = {}
         started = 0
         stop_reason: str | None = None
-        for seq, entry in enumerate(plan.entries):
-            if entry.state != "archived":
-                continue
+        for count, (seq, key) in enumerate(items, 1):
+            if count % 100 == 0:
+                self.catalog.acquire_lease(*renew, START_LEASE_SECONDS)
             if stop_reason is not None:
                 changes[seq] = (ITEM_FAILED, stop_reason)
                 continue
             try:
                 ticket = self.objects.request_restore(
-                    principal, plan.org.name, plan.bucket.name, entry.key,
-                    days=plan.days, tier=plan.tier,
+                    principal, org_name, job.bucket, key, days=job.days, tier=job.tier
                 )
             except RestoreInProgress:
                 changes[seq] = (ITEM_JOINED, None)
@@ -296,14 +333,49 @@ class RestoreJobs:
             started += 1
             if ticket.status == "available" or ticket.expires_at is not None:
                 changes[seq] = (ITEM_READY, None)
-        self.catalog.set_restore_item_states(job.id, changes)
-        self.catalog.audit(
-            principal.name, "restore.job", org_id=plan.org.id, bucket=plan.bucket.name,
-            target=plan.target, kind=plan.kind, tier=plan.tier, job=job.id,
-            objects=len(plan.entries), started=started,
-            quote_usd=str(plan.quote_usd) if plan.quote_usd is not None else None,
-        )
-        return self.refresh(job, force=True).job
+        return changes, started
+
+    def resume_requests(self, job: RestoreJob, *, owner: str) -> int:
+        """Ask for the restores a job's start did not get to (the process died midway);
+        how many started. Only within :data:`RESUME_WINDOW` of the job's request and
+        while nobody holds its start lease: an item still waiting whose object is archived
+        was then never asked for, since no restore completes and expires that fast."""
+        from gateway.principals import principal_for_user
+
+        if job.status != RUNNING or datetime.now(UTC) - job.requested_at > RESUME_WINDOW:
+            return 0
+        lease = start_lease(job.id)
+        if not self.catalog.acquire_lease(lease, owner, START_LEASE_SECONDS):
+            return 0
+        try:
+            waiting = [
+                (item.seq, item.key)
+                for item, view in self._current(job)
+                if item.state == ITEM_REQUESTED and view is not None and view.state == "archived"
+            ]
+            org = self.catalog.get_org_by_id(job.org_id)
+            if not waiting or org is None or job.user_id is None:
+                return 0
+            try:
+                principal = principal_for_user(
+                    self.catalog, job.user_id,
+                    member_default_rights=self.gateway.identity.member_default_rights,
+                )
+            except AccessDenied as error:
+                self.catalog.set_restore_item_states(
+                    job.id, {seq: (ITEM_FAILED, str(error)) for seq, _ in waiting}
+                )
+                return 0
+            log.info("restore job %s: asking for %d restores its start did not reach",
+                     job.id, len(waiting))
+            changes, started = self._request_restores(
+                principal, org.name, job, waiting, renew=(lease, owner)
+            )
+            self.catalog.set_restore_item_states(job.id, changes)
+            self.refresh(job, force=True)
+            return started
+        finally:
+            self.catalog.release_lease(lease, owner)
 
     # -- following -----------------------------------------------------------------------------
     def visible(self, principal: Principal, job: RestoreJob) -> bool:
@@ -537,6 +609,11 @@ class RestoreJobs:
         self.catalog.update_restore_job(job.id, status=FAILED, error=reason)
 
 
+def start_lease(job_id: int) -> str:
+    """The lease a job's start holds while it asks for the restores."""
+    return f"admin-restore-start:{job_id}"
+
+
 def job_json(
     catalog: Any, job: RestoreJob, *, download: dict[str, Any] | None, budget_left: Decimal | None
 ) -> dict[str, Any]:
@@ -636,7 +713,13 @@ class CopyWorker:
             self._thread.join(timeout)
 
     def run_once(self) -> int:
-        """One round over the jobs with a destination; the number of objects copied."""
+        """One round: resume the starts of young jobs that died midway, then copy what
+        became readable for the jobs with a destination; the number of objects copied."""
+        recent = datetime.now(UTC) - RESUME_WINDOW
+        for job in self.jobs.catalog.jobs_with_status((RUNNING,), requested_after=recent):
+            if self._stop.is_set():
+                return 0
+            self.jobs.resume_requests(job, owner=self.owner)
         copied = 0
         for job in self.jobs.catalog.jobs_with_status(COPY_STATUSES, limit=100):
             if self._stop.is_set():

@@ -229,14 +229,23 @@ class AdminQueries(CatalogBase):
         rows = self._read(lambda conn: conn.execute(query).all())
         return [_job(r) for r in rows]
 
-    def jobs_with_status(self, statuses: Sequence[str], *, limit: int = 100) -> list[RestoreJob]:
-        """Jobs in one of ``statuses``, oldest first (the copy worker's queue)."""
+    def jobs_with_status(
+        self,
+        statuses: Sequence[str],
+        *,
+        limit: int = 100,
+        requested_after: datetime | None = None,
+    ) -> list[RestoreJob]:
+        """Jobs in one of ``statuses`` (asked for after ``requested_after``), oldest first
+        (the copy worker's queue)."""
         query = (
             sa.select(restore_jobs)
             .where(restore_jobs.c.status.in_(list(statuses)))
             .order_by(restore_jobs.c.status, restore_jobs.c.id)
             .limit(limit)
         )
+        if requested_after is not None:
+            query = query.where(restore_jobs.c.requested_at > requested_after)
         rows = self._read(lambda conn: conn.execute(query).all())
         return [_job(r) for r in rows]
 
