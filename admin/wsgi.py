@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from gateway.errors import InvalidArgument
+from gateway.request_line import decoded_path
 
 #: Size of the pieces request bodies are read in.
 PIECE = 1024 * 1024
@@ -95,9 +96,10 @@ class StreamBody:
 
 
 def request_path(environ: Environ) -> str:
-    """``PATH_INFO`` as text: PEP 3333 passes the URL-decoded bytes as latin-1; keys are
+    """The request path as text, decoded once and completely from the request line
+    (:mod:`gateway.request_line`): PEP 3333 passes the decoded bytes as latin-1; keys are
     UTF-8."""
-    raw = environ.get("PATH_INFO", "") or "/"
+    raw = decoded_path(environ) or "/"
     try:
         return str(raw.encode("latin-1").decode("utf-8"))
     except (UnicodeEncodeError, UnicodeDecodeError):

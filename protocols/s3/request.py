@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
 
+from gateway.request_line import raw_target
 from protocols.s3.errors import InvalidArgument, InvalidRequest
 from protocols.s3.sigv4 import AuthContext, query_params
 
@@ -60,27 +60,13 @@ def _wsgi_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     return headers
 
 
-def _raw_target(environ: Mapping[str, Any]) -> tuple[str, str]:
-    """The path and query exactly as sent on the request line."""
-    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-    if uri:
-        if "://" in uri.split("?", 1)[0]:
-            parts = urlsplit(uri)
-            return parts.path or "/", parts.query
-        path, _, query = uri.partition("?")
-        return path or "/", query
-    # Not cheroot: rebuild from the decoded PATH_INFO (WSGI's latin-1 transport form).
-    path = quote(environ.get("PATH_INFO", "").encode("latin-1"), safe="/-_.~!$&'()*+,;=:@")
-    return path or "/", environ.get("QUERY_STRING", "")
-
-
 class S3Request:
     """A request being served (see the module doc)."""
 
     def __init__(self, environ: dict[str, Any], *, secure: bool) -> None:
         self.environ = environ
         self.method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        self.raw_path, self.raw_query = _raw_target(environ)
+        self.raw_path, self.raw_query = raw_target(environ)
         self.params: dict[str, list[str]] = query_params(self.raw_query)
         self.headers = _wsgi_headers(environ)
         self.secure = secure

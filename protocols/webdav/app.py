@@ -27,6 +27,7 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from gateway.config import WebdavConfig
+from gateway.request_line import DecodedPath
 from protocols.webdav.auth import (
     CONTEXT_KEY,
     BasicAuthenticator,
@@ -100,7 +101,8 @@ def build_webdav_app(
     dav = WsgiDAVApp(config)
     storage = CatalogLockStorage(catalog, max_timeout=settings.lock_timeout_max)
     provider.set_lock_manager(CatalogLockManager(storage))
-    return _Outer(dav)
+    # A fully decoded path: cheroot leaves %2F encoded (gateway/request_line.py).
+    return DecodedPath(_Outer(dav))
 
 
 class _Outer:

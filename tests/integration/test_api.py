@@ -378,6 +378,17 @@ def test_upload_download_range_and_what_is_recorded(world: World) -> None:
     assert small["compression"]["ratio"] > 10
 
 
+def test_an_encoded_slash_in_a_key_is_a_slash(world: World) -> None:
+    alice = world.alice
+    alice.put("/objects/acme/data/enc%2Fslash.txt", content=b"nested", expect=201)
+    alice.put("/objects/acme/data/lit%252Fname.txt", content=b"literal", expect=201)
+    assert alice.get("/objects/acme/data/enc/slash.txt", expect=200).content == b"nested"
+    assert alice.get("/objects/acme/data/lit%252Fname.txt", expect=200).content == b"literal"
+    alice.get("/objects/acme/data/lit/name.txt", expect=404)
+    listed = alice.get("/objects", params={"org": "acme", "bucket": "data", "prefix": "lit"}).json()
+    assert [o["key"] for o in listed["objects"]] == ["lit%2Fname.txt"]
+
+
 def test_resumable_upload_session(world: World) -> None:
     bob = world.bob
     first = secrets.token_bytes(5 * MiB)

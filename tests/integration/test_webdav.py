@@ -330,6 +330,23 @@ def test_names_are_unicode_safe(dav: Endpoint) -> None:
     assert sorted(keys(dav, bucket)) == sorted([*names, nfd])
 
 
+def test_an_encoded_slash_is_a_slash_and_a_literal_percent_2f_stays(dav: Endpoint) -> None:
+    """cheroot alone hands ``/a%2Fb`` and ``/a%252Fb`` over alike; the front end decodes
+    the request line itself, so the first is the file ``b`` in folder ``a`` and the second
+    a file whose name holds the three characters ``%2F``."""
+    bucket = new_bucket(dav)
+    with dav.client() as client:
+        assert client.request("MKCOL", f"/acme/{bucket}/dir/").status_code == 201
+        assert client.put(f"/acme/{bucket}/dir%2Finner.txt", content=b"nested").status_code == 201
+        assert client.put(f"/acme/{bucket}/50%252F50.txt", content=b"literal").status_code == 201
+        assert client.get(f"/acme/{bucket}/dir/inner.txt").content == b"nested"
+        assert client.get(f"/acme/{bucket}/50%252F50.txt").content == b"literal"
+        assert client.get(f"/acme/{bucket}/50/50.txt").status_code == 404
+    assert [k for k in sorted(keys(dav, bucket)) if not k.endswith("/")] == [
+        "50%2F50.txt", "dir/inner.txt"
+    ]
+
+
 def test_delete_files_and_whole_folders(dav: Endpoint) -> None:
     bucket = new_bucket(dav)
     with dav.client() as client:
