@@ -831,8 +831,8 @@ class Catalog(
         return bucket
 
     def delete_bucket(self, bucket_id: int) -> None:
-        """``BucketNotEmpty`` if any object is left; ``BucketNotFound`` if there is no such
-        bucket."""
+        """``BucketNotEmpty`` if any object is left, or any deleted version its retention
+        window keeps; ``BucketNotFound`` if there is no such bucket."""
 
         def tx(conn: Connection) -> Row[Any]:
             row = conn.execute(
@@ -845,6 +845,12 @@ class Catalog(
             ).first()
             if left is not None:
                 raise BucketNotEmpty(row.name)
+            kept = self._versions_protected(conn, bucket_id, row.settings)
+            if kept:
+                raise BucketNotEmpty(
+                    f"{row.name} (its retention window keeps {kept} deleted versions; "
+                    "recover or wait for them)"
+                )
             conn.execute(s.buckets.delete().where(s.buckets.c.id == bucket_id))
             return row
 

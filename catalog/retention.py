@@ -191,6 +191,24 @@ class RetentionQueries(CatalogBase):
         return cast("Catalog", self)
 
     # -- used inside the core's transactions ----------------------------------------------
+    def _versions_protected(self, conn: Connection, bucket_id: int, settings: Any) -> int:
+        """How many kept versions a bucket with a retention window holds (0 without a
+        window): such a bucket cannot be deleted while it holds any, or deleting every
+        object and then the bucket would get round the protection. Versions kept only for
+        Deep Archive's minimum duration do not hold a bucket without a window."""
+        if isinstance(settings, str | bytes):
+            import json
+
+            settings = json.loads(settings)
+        if retention_days(settings) <= 0:
+            return 0
+        count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(retained_objects)
+            .where(retained_objects.c.bucket_id == bucket_id)
+        ).scalar()
+        return int(count or 0)
+
     def _retention_for(
         self, conn: Connection, bucket_id: int, object_id: int, now: datetime
     ) -> datetime | None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from catalog.api import Catalog
 from catalog.records import Bucket, NewObject, NewSegment, Org
 from catalog.retention import retention_days, validate_retention_days
-from gateway.errors import InvalidArgument, ObjectNotFound, PreconditionFailed
+from gateway.errors import BucketNotEmpty, InvalidArgument, ObjectNotFound, PreconditionFailed
 
 ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 
@@ -183,6 +183,32 @@ def test_retention_window_keeps_overwritten_and_deleted_versions(
     assert done.purged == 2 and done.bytes == 2000
     assert {g.blob_key for g in done.garbage} == {first, second}
     assert stored(catalog, org) == 1000
+
+
+def test_a_bucket_with_kept_versions_of_its_window_cannot_be_deleted(
+    catalog: Catalog, org: Org
+) -> None:
+    """Deleting every object and then the bucket must not get round the retention window;
+    versions kept only for Deep Archive's minimum do not hold a bucket without a window."""
+    protected = catalog.create_bucket(org.id, _name("protected"), region="r", backend="local")
+    catalog.update_bucket_settings(protected.id, {"retention_days": 7})
+    put(catalog, protected, "doc", _name("blob"))
+    catalog.delete_object(protected.id, "doc")
+    with pytest.raises(BucketNotEmpty, match="retention window keeps 1 deleted versions"):
+        catalog.delete_bucket(protected.id)
+    catalog.recover_retained(protected.id, "doc")
+    catalog.delete_object(protected.id, "doc")
+    catalog.purge_retained(datetime.now(UTC) + timedelta(days=8))
+    catalog.delete_bucket(protected.id)
+
+    plain = catalog.create_bucket(org.id, _name("plain"), region="r", backend="local")
+    put(catalog, plain, "cold", _name("cold"))
+    record = catalog.get_object(plain.id, "cold")
+    assert record is not None
+    catalog.mark_blobs_archived([record.segments[0].blob.id], "DEEP_ARCHIVE")
+    catalog.delete_object(plain.id, "cold")
+    assert len(catalog.list_retained(plain.id)) == 1
+    catalog.delete_bucket(plain.id)
 
 
 def test_retention_setting_values() -> None:
