@@ -340,8 +340,6 @@ class RestoreJobs:
         how many started. Only within :data:`RESUME_WINDOW` of the job's request and
         while nobody holds its start lease: an item still waiting whose object is archived
         was then never asked for, since no restore completes and expires that fast."""
-        from gateway.principals import principal_for_user
-
         if job.status != RUNNING or datetime.now(UTC) - job.requested_at > RESUME_WINDOW:
             return 0
         lease = start_lease(job.id)
@@ -357,10 +355,7 @@ class RestoreJobs:
             if not waiting or org is None or job.user_id is None:
                 return 0
             try:
-                principal = principal_for_user(
-                    self.catalog, job.user_id,
-                    member_default_rights=self.gateway.identity.member_default_rights,
-                )
+                principal = self._requester(job.user_id)
             except AccessDenied as error:
                 self.catalog.set_restore_item_states(
                     job.id, {seq: (ITEM_FAILED, str(error)) for seq, _ in waiting}
@@ -546,8 +541,6 @@ class RestoreJobs:
         """Copy the job's readable objects not copied yet to its destination, as the user
         who asked; returns how many were copied. Takes the job's lease, so one replica
         copies each job."""
-        from gateway.principals import principal_for_user
-
         if job.destination is None:
             return 0
         lease = f"admin-restore-copy:{job.id}"
@@ -558,10 +551,7 @@ class RestoreJobs:
                 self._fail_all(job, "the restore was asked for by no user; nobody to copy as")
                 return 0
             try:
-                principal = principal_for_user(
-                    self.catalog, job.user_id,
-                    member_default_rights=self.gateway.identity.member_default_rights,
-                )
+                principal = self._requester(job.user_id)
             except AccessDenied as error:
                 self._fail_all(job, str(error))
                 return 0
@@ -604,6 +594,16 @@ class RestoreJobs:
             return copied
         finally:
             self.catalog.release_lease(lease, owner)
+
+    def _requester(self, user_id: int) -> Principal:
+        """The user who asked for a job, with their rights now (``AccessDenied`` if they
+        are gone or disabled): the background work acts as them."""
+        from gateway.principals import principal_for_user
+
+        return principal_for_user(
+            self.catalog, user_id,
+            member_default_rights=self.gateway.identity.member_default_rights,
+        )
 
     def _fail_all(self, job: RestoreJob, reason: str) -> None:
         self.catalog.update_restore_job(job.id, status=FAILED, error=reason)
