@@ -858,8 +858,9 @@ def test_api_every_attempt_on_b_is_refused(world: World, b_unchanged: None) -> N
 
 
 def test_api_literal_keys_stay_in_a(world: World, b_unchanged: None) -> None:
-    """The API takes everything after ``/objects/ORG/BUCKET/`` as the key: dots, encoded
-    slashes and B's names in it make a key of A's own bucket, never a path into B."""
+    """The API takes everything after ``/objects/ORG/BUCKET/`` as the key: dots and
+    encoded slashes make a refused key, and B's names in it a key of A's own bucket, never
+    a path into B."""
     transcript = Transcript()
     n = names(world, ghost=False)
     alice = world.gateway.identity.authenticate_token(world.alice_token)
@@ -867,13 +868,17 @@ def test_api_literal_keys_stay_in_a(world: World, b_unchanged: None) -> None:
     def a_keys() -> list[str]:
         return [o.key for o in world.gateway.objects.list_objects(alice, A_ORG, A_BUCKET).objects]
 
-    # A key with '.' or '..' segments is refused outright: no front end could name it.
-    dotted = f"{API}/objects/" + "{a_org}/{a_bucket}/../../{org}/{bucket}/{key}".format(**n)
-    for method, body in (("GET", b""), ("PUT", b"alice's own"), ("DELETE", b"")):
-        refused = api_send(world, method, dotted, body, transcript=transcript)
-        assert refused.status == 400, refused
+    # A key with '.' or '..' segments is refused outright: no front end could name it. An
+    # encoded slash is a slash (as in S3), so the encoded form is the same key.
+    for raw in ("{a_org}/{a_bucket}/../../{org}/{bucket}/{key}",
+                "{a_org}/{a_bucket}/..%2f..%2f{org}%2f{bucket}%2f{key_enc}"):
+        dotted = f"{API}/objects/" + raw.format(**n)
+        for method, body in (("GET", b""), ("PUT", b"alice's own"), ("DELETE", b"")):
+            refused = api_send(world, method, dotted, body, transcript=transcript)
+            assert refused.status == 400, refused
     assert a_keys() == [A_KEY]
-    for raw in ("{a_org}/{a_bucket}/..%2f..%2f{org}%2f{bucket}%2f{key_enc}",):
+    # A literal '%2f' (sent as %252f) is just characters of a key in A's bucket.
+    for raw in ("{a_org}/{a_bucket}/..%252f..%252f{org}%252f{bucket}%252f{key_enc}",):
         target = f"{API}/objects/" + raw.format(**n)
         missing = api_send(world, "GET", target, transcript=transcript)
         assert missing.status == 404, missing
