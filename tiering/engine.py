@@ -25,6 +25,7 @@ import functools
 import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TaskFunction = Callable[["Engine"], Awaitable[object]]
+
+#: Seconds between two looks for the backends' leftovers of interrupted writes.
+LEFTOVERS_INTERVAL = 3600.0
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,8 @@ def orphan_sweep_task(interval: float, orphan_age: float) -> PeriodicTask:
     leftovers of interrupted writes of that age (:func:`tiering.sweep.remove_leftovers`),
     under the lease "sweep"."""
 
+    leftovers_due = [0.0]  # monotonic time of the next look for backend leftovers
+
     async def sweep(engine: Engine) -> int:
         from tiering.sweep import remove_leftovers, sweep_orphans
 
@@ -289,7 +295,12 @@ def orphan_sweep_task(interval: float, orphan_age: float) -> PeriodicTask:
         deleted = await engine.run_sync(
             sweep_orphans, engine.gateway.catalog, backends, older_than
         )
-        leftovers = await engine.run_sync(remove_leftovers, backends, older_than)
+        leftovers = 0
+        # Leftovers come only from crashes, and looking walks a localfs tree or lists S3's
+        # uploads: once an hour is plenty.
+        if time.monotonic() >= leftovers_due[0]:
+            leftovers_due[0] = time.monotonic() + LEFTOVERS_INTERVAL
+            leftovers = await engine.run_sync(remove_leftovers, backends, older_than)
         log.debug("orphan sweep done", extra={"deleted": deleted, "leftovers": leftovers})
         return deleted + leftovers
 

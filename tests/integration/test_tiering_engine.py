@@ -9,6 +9,7 @@ import io
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +32,8 @@ from tests.integration.tiering_support import (
     write_config,
     write_corpus,
 )
-from tiering.engine import Engine, restores_task
+from tiering.backends.localfs import LocalFSBackend
+from tiering.engine import Engine, orphan_sweep_task, restores_task
 from tiering.policy import store_rules
 from tiering.restores import poll_restores
 from tiering.retention import purge_retained
@@ -439,3 +441,20 @@ def test_job_leases_are_renewed_while_a_long_job_runs(gateway: Gateway) -> None:
     assert trio.run(run_holding_leases, engine, leases, long_job) == "done"
     assert all(h is not None and h[0] == "engine-a" for h in holders), holders  # type: ignore[index]
     assert gateway.catalog.lease_holder("tier:test-job") is None
+
+
+def test_the_sweep_task_removes_backend_leftovers_at_most_hourly(gateway: Gateway) -> None:
+    """A data file a crash left behind goes with the sweep (with an orphan age of 0 here),
+    and the tree is walked for such files once an hour, not at every sweep."""
+    backend = gateway.backends["cold"]
+    assert isinstance(backend, LocalFSBackend)
+    debris = backend.root / "crashed~d0123456789abcdef"
+    debris.write_bytes(b"half a blob")
+    engine = Engine(gateway, [orphan_sweep_task(interval=300, orphan_age=0)])
+    time.sleep(0.01)  # the file's inode change time must lie before the cutoff
+    engine.run_once_blocking()
+    assert not debris.exists()
+    debris.write_bytes(b"another crash")
+    time.sleep(0.01)
+    engine.run_once_blocking()
+    assert debris.exists()  # looked for again only an hour after the last look

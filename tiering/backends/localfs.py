@@ -48,7 +48,7 @@ import shutil
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,6 +167,28 @@ def _os_error(action: str, exc: OSError) -> BackendError:
     detail = exc.strerror or str(exc)
     where = f" {exc.filename}" if exc.filename else ""
     return BackendError(f"localfs {action}{where}: {detail}", retryable=exc.errno in _TRANSIENT)
+
+
+def _suspects(names: Sequence[str]) -> list[str]:
+    """The file names of one directory that may be leftovers of interrupted writes: every
+    ``~t`` file, and the ``~d`` files of a blob that has no record or more than one."""
+    data: dict[str, list[str]] = {}
+    records: set[str] = set()
+    suspects = []
+    for name in names:
+        base, marker, suffix = name.rpartition("~")
+        if not marker:
+            continue
+        if suffix == _META:
+            records.add(base)
+        elif _GENERATION.match(suffix[1:]) and suffix[0] == "d":
+            data.setdefault(base, []).append(name)
+        elif _GENERATION.match(suffix[1:]) and suffix[0] == "t":
+            suspects.append(name)
+    for base, files in data.items():
+        if base not in records or len(files) > 1:
+            suspects.extend(files)
+    return sorted(suspects)
 
 
 class LocalFSBackend(Backend):
@@ -650,15 +672,15 @@ class LocalFSBackend(Backend):
 
     def remove_leftovers(self, older_than: datetime) -> int:
         """Delete ``~t`` files and ``~d`` files that no record names, unchanged (inode
-        change time) since ``older_than``. A data file is judged under its key's lock, so
-        a commit naming it cannot happen in between."""
+        change time) since ``older_than``. Only names alone tell which files are suspects
+        (a ``~t``, a second ``~d`` of one blob, a ``~d`` without a record), so a tree of
+        healthy blobs costs its directory listings and nothing more. A data file is judged
+        under its key's lock, so a commit naming it cannot happen in between."""
         cutoff = older_than.timestamp()
         removed = 0
         for directory, names in self._directories():
-            for name in names:
-                base, marker, suffix = name.rpartition("~")
-                if not marker or suffix[:1] not in ("d", "t") or not _GENERATION.match(suffix[1:]):
-                    continue
+            for name in _suspects(names):
+                base, _, suffix = name.rpartition("~")
                 path = directory / name
                 try:
                     if path.lstat().st_ctime >= cutoff:
@@ -674,10 +696,10 @@ class LocalFSBackend(Backend):
             log.info("localfs %s: removed %d leftover files of interrupted writes", self.name, removed)
         return removed
 
-    def _directories(self) -> Iterator[tuple[Path, tuple[str, ...]]]:
+    def _directories(self) -> Iterator[tuple[Path, Sequence[str]]]:
         for directory, dirs, files in os.walk(self.root):
             dirs.sort()
-            yield Path(directory), tuple(sorted(files))
+            yield Path(directory), files
 
     def _unreferenced(self, directory: Path, base: str, generation: str) -> bool:
         segments = [_decode_segment(p) for p in (*directory.relative_to(self.root).parts, base)]
