@@ -716,18 +716,31 @@ class CopyWorker:
         """One round: resume the starts of young jobs that died midway, then copy what
         became readable for the jobs with a destination; the number of objects copied."""
         recent = datetime.now(UTC) - RESUME_WINDOW
-        for job in self.jobs.catalog.jobs_with_status((RUNNING,), requested_after=recent):
-            if self._stop.is_set():
-                return 0
+        for job in self._jobs((RUNNING,), requested_after=recent):
             self.jobs.resume_requests(job, owner=self.owner)
         copied = 0
-        for job in self.jobs.catalog.jobs_with_status(COPY_STATUSES, limit=100):
-            if self._stop.is_set():
-                break
-            if job.destination is None:
-                continue
-            copied += self.jobs.copy_ready(job, owner=self.owner, stop=self._stop)
+        for job in self._jobs(COPY_STATUSES):
+            if job.destination is not None:
+                copied += self.jobs.copy_ready(job, owner=self.owner, stop=self._stop)
         return copied
+
+    def _jobs(
+        self, statuses: Sequence[str], *, requested_after: datetime | None = None
+    ) -> Iterator[RestoreJob]:
+        """Every job in ``statuses``, page by page, until the worker is stopped (download
+        jobs stay ready until someone looks: a first page alone could hide the rest)."""
+        after = 0
+        while not self._stop.is_set():
+            page = self.jobs.catalog.jobs_with_status(
+                statuses, after_id=after, requested_after=requested_after, limit=100
+            )
+            for job in page:
+                if self._stop.is_set():
+                    return
+                yield job
+            if len(page) < 100:
+                return
+            after = page[-1].id
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -234,14 +234,15 @@ class AdminQueries(CatalogBase):
         statuses: Sequence[str],
         *,
         limit: int = 100,
+        after_id: int = 0,
         requested_after: datetime | None = None,
     ) -> list[RestoreJob]:
-        """Jobs in one of ``statuses`` (asked for after ``requested_after``), oldest first
-        (the copy worker's queue)."""
+        """A page of the jobs in one of ``statuses`` (asked for after ``requested_after``),
+        by id after ``after_id``, oldest first (the copy worker's queue)."""
         query = (
             sa.select(restore_jobs)
-            .where(restore_jobs.c.status.in_(list(statuses)))
-            .order_by(restore_jobs.c.status, restore_jobs.c.id)
+            .where(restore_jobs.c.status.in_(list(statuses)), restore_jobs.c.id > after_id)
+            .order_by(restore_jobs.c.id)
             .limit(limit)
         )
         if requested_after is not None:

@@ -126,3 +126,32 @@ def test_an_old_job_is_not_resumed(
     assert jobs.resume_requests(old, owner="replica-2") == 0
     assert states(gateway, principal) == ["archived"] * 3
     assert jobs.resume_requests(job, owner="replica-2") == len(KEYS)
+
+
+def test_a_copy_job_behind_a_page_of_download_jobs_is_still_copied(
+    world: tuple[Gateway, Principal, RestoreJobs],
+) -> None:
+    """Download jobs stay ready until someone looks at them; however many there are, the
+    worker still reaches a running job and copies what of it is readable already."""
+    gateway, principal, jobs = world
+    org = gateway.catalog.get_org("default")
+    assert org is not None
+    bucket = gateway.catalog.get_bucket(org.id, "data")
+    assert bucket is not None
+    for i in range(105):
+        gateway.catalog.create_restore_job(
+            org_id=org.id, bucket_id=bucket.id, bucket="data", kind="object", target=f"k{i}",
+            tier="Bulk", days=1, destination=None, status=READY, user_id=principal.user_id,
+            requested_by=principal.name, quote_usd=None, items=[],
+        )
+    gateway.objects.create_bucket(principal, "default", "copies")
+    hot = b"still hot"
+    gateway.objects.put_object(principal, "default", "data", "cold/hot.txt", io.BytesIO(hot),
+                               size=len(hot))
+    plan = jobs.plan(principal, "default", "data", kind=KIND_PREFIX, target="cold/",
+                     tier="Bulk", days=1)
+    job = jobs.start(principal, plan, destination={"bucket": "copies", "prefix": "back/"})
+    assert job.status == RUNNING  # the archived objects are on their way
+    assert CopyWorker(jobs, owner="replica-2").run_once() == 1
+    copied = gateway.objects.get_object(principal, "default", "copies", "back/hot.txt")
+    assert b"".join(copied.body) == hot
