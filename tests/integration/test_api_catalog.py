@@ -3,7 +3,6 @@ and their items, blobs of many objects, storage by class, hourly usage rows, aud
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,31 +12,28 @@ import pytest
 from catalog.admin import ITEM_COPIED, ITEM_FAILED, ITEM_READY, ITEM_REQUESTED, NewJobItem
 from catalog.api import Catalog
 from catalog.records import Bucket, Org, UsageEvent
-from tests.integration.test_catalog import ENGINES, _fresh_url, obj, seg
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url, unique_name
+from tests.integration.test_catalog import obj, seg
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def catalog(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
-    url = _fresh_url(request.param, request, tmp_path_factory.mktemp("admin-catalog"))
+    url = fresh_catalog_url(request.param, request, tmp_path_factory.mktemp("admin-catalog"))
     cat = Catalog(url, cache_ttl=0)
     cat.upgrade()
     yield cat
     cat.close()
 
 
-def _name(stem: str) -> str:
-    return f"{stem}-{uuid.uuid4().hex[:10]}"
-
-
 @pytest.fixture
 def org(catalog: Catalog) -> Org:
-    return catalog.create_org(_name("org"), recipient="age1r", identity_wrapped=b"w",
+    return catalog.create_org(unique_name("org"), recipient="age1r", identity_wrapped=b"w",
                               identity_key_id="mk1")
 
 
 @pytest.fixture
 def bucket(catalog: Catalog, org: Org) -> Bucket:
-    return catalog.create_bucket(org.id, _name("bucket"), region="eu", backend="local")
+    return catalog.create_bucket(org.id, unique_name("bucket"), region="eu", backend="local")
 
 
 def test_restore_jobs_and_items(catalog: Catalog, org: Org, bucket: Bucket) -> None:
@@ -76,10 +72,10 @@ def test_restore_jobs_and_items(catalog: Catalog, org: Org, bucket: Bucket) -> N
 
 
 def test_blobs_storage_usage_and_audit(catalog: Catalog, org: Org, bucket: Bucket) -> None:
-    shared = seg(_name("blob"), size=50)
+    shared = seg(unique_name("blob"), size=50)
     a = catalog.commit_object(obj(bucket, "a", size=50, segments=(shared,))).object
     b = catalog.commit_object(obj(bucket, "b", size=70, segments=(
-        seg(_name("blob"), part=1, size=30), seg(_name("blob"), part=2, size=40)))).object
+        seg(unique_name("blob"), part=1, size=30), seg(unique_name("blob"), part=2, size=40)))).object
     found = catalog.object_blobs([a.id, b.id, a.id])
     assert [x.size for x in found[a.id]] == [250]
     assert len(found[b.id]) == 2 and found[b.id][0].size == 230

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -34,16 +35,7 @@ from gateway.errors import (
     PreconditionFailed,
     QuotaExceeded,
 )
-
-ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
-
-
-def _fresh_url(engine: str, request: pytest.FixtureRequest, tmp: object) -> str:
-    if engine == "sqlite":
-        return f"sqlite:///{tmp}/catalog-{uuid.uuid4().hex[:8]}.db"
-    server = request.getfixturevalue("mariadb_server")
-    url: str = server.create_database()
-    return url
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url, unique_name
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -56,27 +48,23 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 def catalog(
     engine_name: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Catalog]:
-    url = _fresh_url(engine_name, request, tmp_path_factory.mktemp("catalog"))
+    url = fresh_catalog_url(engine_name, request, tmp_path_factory.mktemp("catalog"))
     cat = Catalog(url, cache_ttl=0)
     cat.upgrade()
     yield cat
     cat.close()
 
 
-def _name(stem: str) -> str:
-    return f"{stem}-{uuid.uuid4().hex[:10]}"
-
-
 @pytest.fixture
 def org(catalog: Catalog) -> Org:
     return catalog.create_org(
-        _name("org"), recipient="age1recipient", identity_wrapped=b"\x00wrapped\xff", identity_key_id="mk1"
+        unique_name("org"), recipient="age1recipient", identity_wrapped=b"\x00wrapped\xff", identity_key_id="mk1"
     )
 
 
 @pytest.fixture
 def bucket(catalog: Catalog, org: Org) -> Bucket:
-    return catalog.create_bucket(org.id, _name("bucket"), region="eu-west-1", backend="local")
+    return catalog.create_bucket(org.id, unique_name("bucket"), region="eu-west-1", backend="local")
 
 
 def seg(blob_key: str, *, part: int = 1, size: int = 100, blob_id: int | None = None) -> NewSegment:
@@ -117,7 +105,7 @@ def obj(
         content_type="application/octet-stream",
         user_metadata={"color": "blue", "ünï": "cödé"},
         storage_class="STANDARD",
-        segments=segments if segments is not None else (seg(_name("blob"), size=size),),
+        segments=segments if segments is not None else (seg(unique_name("blob"), size=size),),
         modified_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
         headers={"Cache-Control": "no-cache"},
     )
@@ -143,9 +131,9 @@ def test_migrated_schema_matches_the_metadata(catalog: Catalog) -> None:
 
 
 def test_check_reports_an_empty_database(
-    engine_name: str, request: pytest.FixtureRequest, tmp_path: object
+    engine_name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    empty = Catalog(_fresh_url(engine_name, request, tmp_path), cache_ttl=0)
+    empty = Catalog(fresh_catalog_url(engine_name, request, tmp_path), cache_ttl=0)
     try:
         with pytest.raises(CatalogError, match="coolstorage db upgrade"):
             empty.check()
@@ -159,7 +147,7 @@ def test_check_reports_an_empty_database(
 
 
 def test_orgs(catalog: Catalog) -> None:
-    name = _name("acme")
+    name = unique_name("acme")
     org = catalog.create_org(name, recipient="age1x", identity_wrapped=b"w1", identity_key_id="k1")
     assert org.name == name and org.stored_bytes == 0 and org.quota_bytes is None
     assert org.created_at.tzinfo is not None
@@ -182,7 +170,7 @@ def test_orgs(catalog: Catalog) -> None:
 
 
 def test_users_and_memberships(catalog: Catalog, org: Org) -> None:
-    name = _name("alice")
+    name = unique_name("alice")
     user = catalog.create_user(name, password_hash="$argon2id$...", is_operator=False)
     with pytest.raises(AlreadyExists):
         catalog.create_user(name, password_hash=None)
@@ -202,7 +190,7 @@ def test_users_and_memberships(catalog: Catalog, org: Org) -> None:
 
 
 def test_access_keys(catalog: Catalog, org: Org) -> None:
-    user = catalog.create_user(_name("bob"), password_hash=None)
+    user = catalog.create_user(unique_name("bob"), password_hash=None)
     key_id = "AK" + uuid.uuid4().hex[:16].upper()
     key = catalog.create_access_key(
         key_id, user_id=user.id, org_id=org.id, secret_wrapped=b"\x01sealed", secret_key_id="mk1"
@@ -227,7 +215,7 @@ def test_access_keys(catalog: Catalog, org: Org) -> None:
 
 
 def test_buckets(catalog: Catalog, org: Org) -> None:
-    other = catalog.create_org(_name("other"), recipient="r", identity_wrapped=b"w", identity_key_id="k")
+    other = catalog.create_org(unique_name("other"), recipient="r", identity_wrapped=b"w", identity_key_id="k")
     b1 = catalog.create_bucket(org.id, "photos", region="eu-west-1", backend="local")
     b2 = catalog.create_bucket(org.id, "archive", region="us-east-1", backend="s3", vault_recipient="age1v")
     # Bucket names are unique per org, not globally.
@@ -399,7 +387,7 @@ def test_listing_matches_the_model(
     page: int,
     marker: str | None,
 ) -> None:
-    bucket = catalog.create_bucket(org.id, _name("h"), region="r", backend="local")
+    bucket = catalog.create_bucket(org.id, unique_name("h"), region="r", backend="local")
     catalog.import_objects(obj(bucket, k, segments=()) for k in keys)
     assert list_all(catalog, bucket.id, prefix, delimiter, page) == model_listing(
         list(keys), prefix, delimiter, None
@@ -593,7 +581,7 @@ def test_delete_object(catalog: Catalog, org: Org, bucket: Bucket) -> None:
 
 
 def test_rename_object(catalog: Catalog, org: Org, bucket: Bucket) -> None:
-    other_bucket = catalog.create_bucket(org.id, _name("other"), region="r", backend="local")
+    other_bucket = catalog.create_bucket(org.id, unique_name("other"), region="r", backend="local")
     original = catalog.commit_object(obj(bucket, "old name", size=10, segments=(seg("ren-1"),))).object
     moved, garbage = catalog.rename_object(bucket.id, "old name", bucket.id, "new name")
     assert garbage == [] and moved.key == "new name" and moved.id == original.id
@@ -611,7 +599,7 @@ def test_rename_object(catalog: Catalog, org: Org, bucket: Bucket) -> None:
     assert catalog.count_objects(bucket.id) == 0
     with pytest.raises(ObjectNotFound):
         catalog.rename_object(bucket.id, "target", bucket.id, "x")
-    stranger = catalog.create_org(_name("stranger"), recipient="r", identity_wrapped=b"w", identity_key_id="k")
+    stranger = catalog.create_org(unique_name("stranger"), recipient="r", identity_wrapped=b"w", identity_key_id="k")
     their_bucket = catalog.create_bucket(stranger.id, "b", region="r", backend="local")
     with pytest.raises(InvalidArgument):
         catalog.rename_object(other_bucket.id, "elsewhere", their_bucket.id, "stolen")
@@ -732,7 +720,7 @@ def test_read_counters_flush(catalog: Catalog, org: Org, bucket: Bucket) -> None
 
 
 def test_leases(catalog: Catalog) -> None:
-    name = _name("lease")
+    name = unique_name("lease")
     assert catalog.acquire_lease(name, "node-a", 60)
     assert not catalog.acquire_lease(name, "node-b", 60)
     assert catalog.acquire_lease(name, "node-a", 60)  # renewal
@@ -751,7 +739,7 @@ def test_leases(catalog: Catalog) -> None:
 
 
 def test_leases_race(catalog: Catalog) -> None:
-    name = _name("race")
+    name = unique_name("race")
     results: list[bool] = []
     barrier = threading.Barrier(6)
 
@@ -790,7 +778,7 @@ def test_cache_is_bounded_and_local_changes_show_at_once(
     url = catalog._engine.url.render_as_string(hide_password=False)
     cached = Catalog(url, cache_ttl=0.5)
     try:
-        user = catalog.create_user(_name("carol"), password_hash=None)
+        user = catalog.create_user(unique_name("carol"), password_hash=None)
         key_id = "AK" + uuid.uuid4().hex[:16].upper()
         catalog.create_access_key(
             key_id, user_id=user.id, org_id=org.id, secret_wrapped=b"s", secret_key_id="k"
@@ -813,17 +801,17 @@ def test_cache_is_bounded_and_local_changes_show_at_once(
         assert k2 is not None and k2.revoked_at is not None
         # A bucket deleted elsewhere may still be returned from the cache, but never
         # written to.
-        b = cached.create_bucket(org.id, _name("cb"), region="r", backend="local")
+        b = cached.create_bucket(org.id, unique_name("cb"), region="r", backend="local")
         assert cached.get_bucket(org.id, b.name) == b
         catalog.delete_bucket(b.id)
         assert cached.get_bucket(org.id, b.name) == b
         with pytest.raises(BucketNotFound):
             cached.commit_object(obj(b, "resurrect"))
-        b2 = cached.create_bucket(org.id, _name("cb"), region="r", backend="local")
+        b2 = cached.create_bucket(org.id, unique_name("cb"), region="r", backend="local")
         cached.delete_bucket(b2.id)
         assert cached.get_bucket(org.id, b2.name) is None
         # Stored bytes seen through the cache follow local writes at once.
-        b3 = cached.create_bucket(org.id, _name("cb"), region="r", backend="local")
+        b3 = cached.create_bucket(org.id, unique_name("cb"), region="r", backend="local")
         before = cached.get_org_by_id(org.id)
         assert before is not None
         cached.commit_object(obj(b3, "k", size=33))

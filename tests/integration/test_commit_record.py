@@ -7,7 +7,6 @@ rather than dropping the org from the cache.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -16,18 +15,14 @@ import pytest
 from catalog.api import Catalog
 from catalog.cache import TTLCache
 from catalog.records import Bucket, NewObject, NewSegment, Org, UsageEvent
-
-ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url, unique_name
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def catalog(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('commit')}/catalog.db"
-    else:
-        url = request.getfixturevalue("mariadb_server").create_database()
+    url = fresh_catalog_url(request.param, request, tmp_path_factory.mktemp("commit"))
     # The default cache: the org cache is part of what is checked here.
     cat = Catalog(url)
     cat.upgrade()
@@ -35,20 +30,16 @@ def catalog(
     cat.close()
 
 
-def _name(stem: str) -> str:
-    return f"{stem}-{uuid.uuid4().hex[:10]}"
-
-
 @pytest.fixture
 def org(catalog: Catalog) -> Org:
     return catalog.create_org(
-        _name("org"), recipient="age1r", identity_wrapped=b"\x00w", identity_key_id="mk1"
+        unique_name("org"), recipient="age1r", identity_wrapped=b"\x00w", identity_key_id="mk1"
     )
 
 
 @pytest.fixture
 def bucket(catalog: Catalog, org: Org) -> Bucket:
-    return catalog.create_bucket(org.id, _name("bucket"), region="eu-west-1", backend="local")
+    return catalog.create_bucket(org.id, unique_name("bucket"), region="eu-west-1", backend="local")
 
 
 def _seg(
@@ -80,7 +71,7 @@ def _new(
     *segments: NewSegment,
     modified_at: datetime = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
 ) -> NewObject:
-    segments = segments or (_seg(_name("blob")),)
+    segments = segments or (_seg(unique_name("blob")),)
     return NewObject(
         bucket_id=bucket.id,
         key=key,
@@ -120,12 +111,12 @@ def test_new_object_record_equals_a_fresh_read(catalog: Catalog, bucket: Bucket)
 def test_timestamps_read_back_as_committed(
     catalog: Catalog, bucket: Bucket, modified_at: datetime
 ) -> None:
-    _committed_equals_read(catalog, _new(bucket, _name("k"), modified_at=modified_at))
+    _committed_equals_read(catalog, _new(bucket, unique_name("k"), modified_at=modified_at))
 
 
 def test_overwrite_record_equals_a_fresh_read(catalog: Catalog, bucket: Bucket) -> None:
     first = catalog.commit_object(_new(bucket, "same"))
-    new = _new(bucket, "same", _seg(_name("blob2"), part=1))
+    new = _new(bucket, "same", _seg(unique_name("blob2"), part=1))
     result = catalog.commit_object(new)
     assert result.replaced == first.object
     assert result.object.id == first.object.id
@@ -142,13 +133,13 @@ def test_copy_reusing_a_blob_equals_a_fresh_read(catalog: Catalog, bucket: Bucke
 
 
 def test_segments_sharing_a_blob_out_of_order(catalog: Catalog, bucket: Bucket) -> None:
-    shared = _name("container")
+    shared = unique_name("container")
     new = _new(
         bucket,
-        _name("multi"),
+        unique_name("multi"),
         _seg(shared, part=3, offset=900),
         _seg(shared, part=1, offset=0),
-        _seg(_name("other"), part=2),
+        _seg(unique_name("other"), part=2),
     )
     result = catalog.commit_object(new)
     assert [s.part_number for s in result.object.segments] == [1, 2, 3]
@@ -158,7 +149,7 @@ def test_segments_sharing_a_blob_out_of_order(catalog: Catalog, bucket: Bucket) 
 def test_staged_commit_with_usage_equals_a_fresh_read(
     catalog: Catalog, org: Org, bucket: Bucket
 ) -> None:
-    new = _new(bucket, _name("small"))
+    new = _new(bucket, unique_name("small"))
     _committed_equals_read(
         catalog,
         new,

@@ -28,9 +28,9 @@ from gateway.ldap_auth import LdapAuthenticator
 from gateway.objects import ObjectService
 from gateway.principals import operator_principal
 from tests.fixtures.slapd import SlapdServer
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url
 from tiering.backends import open_backend
 
-ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 GROUPS = "ou=groups,dc=example,dc=org"
 OPERATOR = operator_principal("test-operator")
 LOCAL_PASSWORD = "local-admin-password"
@@ -100,10 +100,7 @@ def write_config(path: Path, slapd: SlapdServer, **ldap: Any) -> Path:
 def catalog(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('identity-ldap')}/catalog.db"
-    else:
-        url = request.getfixturevalue("mariadb_server").create_database()
+    url = fresh_catalog_url(request.param, request, tmp_path_factory.mktemp("identity-ldap"))
     cat = Catalog(url)
     cat.upgrade()
     yield cat

@@ -4,7 +4,6 @@ migration both ways, and a Gateway opened from a config with regions."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,17 +18,9 @@ from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.errors import InvalidArgument
 from gateway.principals import Principal
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url
 from tiering.cost import Prices
 from tiering.placement import Placement
-
-ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
-
-
-def _fresh_url(engine: str, request: pytest.FixtureRequest, tmp: Path) -> str:
-    if engine == "sqlite":
-        return f"sqlite:///{tmp}/catalog-{uuid.uuid4().hex[:8]}.db"
-    url: str = request.getfixturevalue("mariadb_server").create_database()
-    return url
 
 
 @pytest.fixture(params=ENGINES)
@@ -40,7 +31,7 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return _fresh_url(engine_name, request, tmp_path)
+    return fresh_catalog_url(engine_name, request, tmp_path)
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from sqlalchemy.engine import Engine
 from catalog.db import make_engine
 from catalog.prepared import Prepared
 from catalog.schema import KeyBytes
-
-ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url
 
 metadata = sa.MetaData()
 things = sa.Table(
@@ -52,10 +51,7 @@ IN_LIST = Prepared(
 def engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('prepared')}/prepared.db"
-    else:
-        url = request.getfixturevalue("mariadb_server").create_database()
+    url = fresh_catalog_url(request.param, request, tmp_path_factory.mktemp("prepared"))
     engine = make_engine(url)
     metadata.create_all(engine)
     yield engine

@@ -4,9 +4,9 @@ and migration 0008 going down and up."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,15 +15,7 @@ from catalog.api import Catalog
 from catalog.records import Bucket, NewObject, NewSegment, Org
 from catalog.retention import retention_days, validate_retention_days
 from gateway.errors import BucketNotEmpty, InvalidArgument, ObjectNotFound, PreconditionFailed
-
-ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
-
-
-def _url(engine: str, request: pytest.FixtureRequest, tmp: object) -> str:
-    if engine == "sqlite":
-        return f"sqlite:///{tmp}/catalog-{uuid.uuid4().hex[:8]}.db"
-    url: str = request.getfixturevalue("mariadb_server").create_database()
-    return url
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url, unique_name
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -36,26 +28,22 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 def catalog(
     engine_name: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Catalog]:
-    cat = Catalog(_url(engine_name, request, tmp_path_factory.mktemp("rc")), cache_ttl=0)
+    cat = Catalog(fresh_catalog_url(engine_name, request, tmp_path_factory.mktemp("rc")), cache_ttl=0)
     cat.upgrade()
     yield cat
     cat.close()
 
 
-def _name(stem: str) -> str:
-    return f"{stem}-{uuid.uuid4().hex[:10]}"
-
-
 @pytest.fixture
 def org(catalog: Catalog) -> Org:
     return catalog.create_org(
-        _name("org"), recipient="age1r", identity_wrapped=b"w", identity_key_id="k"
+        unique_name("org"), recipient="age1r", identity_wrapped=b"w", identity_key_id="k"
     )
 
 
 @pytest.fixture
 def bucket(catalog: Catalog, org: Org) -> Bucket:
-    return catalog.create_bucket(org.id, _name("bucket"), region="r", backend="local")
+    return catalog.create_bucket(org.id, unique_name("bucket"), region="r", backend="local")
 
 
 def seg(key: str, *, size: int = 1100) -> NewSegment:
@@ -86,7 +74,7 @@ def stored(catalog: Catalog, org: Org) -> int:
 def test_hot_objects_without_a_window_are_deleted_as_before(
     catalog: Catalog, org: Org, bucket: Bucket
 ) -> None:
-    blob = _name("blob")
+    blob = unique_name("blob")
     put(catalog, bucket, "hot", blob)
     assert stored(catalog, org) == 1000
     removed, garbage = catalog.delete_object(bucket.id, "hot")
@@ -98,7 +86,7 @@ def test_hot_objects_without_a_window_are_deleted_as_before(
 def test_young_cold_object_is_hidden_and_kept_to_day_180(
     catalog: Catalog, org: Org, bucket: Bucket
 ) -> None:
-    blob = _name("cold")
+    blob = unique_name("cold")
     object_id = put(catalog, bucket, "cold", blob)
     record = catalog.get_object(bucket.id, "cold")
     assert record is not None
@@ -134,7 +122,7 @@ def test_retention_window_keeps_overwritten_and_deleted_versions(
     catalog: Catalog, org: Org, bucket: Bucket
 ) -> None:
     catalog.update_bucket_settings(bucket.id, {"retention_days": 7})
-    first, second = _name("v1"), _name("v2")
+    first, second = unique_name("v1"), unique_name("v2")
     put(catalog, bucket, "doc", first, etag="one")
     start = datetime.now(UTC)
     result_garbage = catalog.commit_object(
@@ -173,7 +161,7 @@ def test_retention_window_keeps_overwritten_and_deleted_versions(
         catalog.recover_retained(bucket.id, "nothing")
 
     # A rename onto an existing key keeps the target too.
-    put(catalog, bucket, "other", _name("v3"), etag="three")
+    put(catalog, bucket, "other", unique_name("v3"), etag="three")
     catalog.rename_object(bucket.id, "other", bucket.id, "doc")
     kept = {v.etag: v.reason for v in catalog.list_retained(bucket.id)}
     assert kept == {"two": "delete", "one": "move"}
@@ -190,9 +178,9 @@ def test_a_bucket_with_kept_versions_of_its_window_cannot_be_deleted(
 ) -> None:
     """Deleting every object and then the bucket must not get round the retention window;
     versions kept only for Deep Archive's minimum do not hold a bucket without a window."""
-    protected = catalog.create_bucket(org.id, _name("protected"), region="r", backend="local")
+    protected = catalog.create_bucket(org.id, unique_name("protected"), region="r", backend="local")
     catalog.update_bucket_settings(protected.id, {"retention_days": 7})
-    put(catalog, protected, "doc", _name("blob"))
+    put(catalog, protected, "doc", unique_name("blob"))
     catalog.delete_object(protected.id, "doc")
     with pytest.raises(BucketNotEmpty, match="retention window keeps 1 deleted versions"):
         catalog.delete_bucket(protected.id)
@@ -201,8 +189,8 @@ def test_a_bucket_with_kept_versions_of_its_window_cannot_be_deleted(
     catalog.purge_retained(datetime.now(UTC) + timedelta(days=8))
     catalog.delete_bucket(protected.id)
 
-    plain = catalog.create_bucket(org.id, _name("plain"), region="r", backend="local")
-    put(catalog, plain, "cold", _name("cold"))
+    plain = catalog.create_bucket(org.id, unique_name("plain"), region="r", backend="local")
+    put(catalog, plain, "cold", unique_name("cold"))
     record = catalog.get_object(plain.id, "cold")
     assert record is not None
     catalog.mark_blobs_archived([record.segments[0].blob.id], "DEEP_ARCHIVE")
@@ -223,11 +211,11 @@ def test_retention_setting_values() -> None:
 
 
 def test_migration_0008_down_and_up(
-    engine_name: str, request: pytest.FixtureRequest, tmp_path: object
+    engine_name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     from alembic import command
 
-    fresh = Catalog(_url(engine_name, request, tmp_path), cache_ttl=0)
+    fresh = Catalog(fresh_catalog_url(engine_name, request, tmp_path), cache_ttl=0)
     try:
         config = fresh._alembic_config()
 

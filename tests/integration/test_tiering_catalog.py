@@ -5,10 +5,10 @@ budget, webhook notices, policies, and migration 0005 going down and up."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -18,16 +18,8 @@ from catalog.api import Catalog
 from catalog.records import Bucket, NewObject, NewSegment, Org
 from catalog.tiering import ArchiveMove, NewContainer
 from gateway.errors import RestoreBudgetExceeded
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url, unique_name
 from tiering.transitions import HOT_CLASSES
-
-ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
-
-
-def _url(engine: str, request: pytest.FixtureRequest, tmp: object) -> str:
-    if engine == "sqlite":
-        return f"sqlite:///{tmp}/catalog-{uuid.uuid4().hex[:8]}.db"
-    url: str = request.getfixturevalue("mariadb_server").create_database()
-    return url
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -40,25 +32,21 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 def catalog(
     engine_name: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Catalog]:
-    cat = Catalog(_url(engine_name, request, tmp_path_factory.mktemp("tc")), cache_ttl=0)
+    cat = Catalog(fresh_catalog_url(engine_name, request, tmp_path_factory.mktemp("tc")), cache_ttl=0)
     cat.upgrade()
     yield cat
     cat.close()
 
 
-def _name(stem: str) -> str:
-    return f"{stem}-{uuid.uuid4().hex[:10]}"
-
-
 @pytest.fixture
 def org(catalog: Catalog) -> Org:
-    return catalog.create_org(_name("org"), recipient="age1r", identity_wrapped=b"w",
+    return catalog.create_org(unique_name("org"), recipient="age1r", identity_wrapped=b"w",
                               identity_key_id="k")
 
 
 @pytest.fixture
 def bucket(catalog: Catalog, org: Org) -> Bucket:
-    return catalog.create_bucket(org.id, _name("bucket"), region="r", backend="local")
+    return catalog.create_bucket(org.id, unique_name("bucket"), region="r", backend="local")
 
 
 def seg(key: str, *, backend: str = "staging", part: int = 1, sealed: int = 300) -> NewSegment:
@@ -94,19 +82,19 @@ def container(members: int, size: int) -> NewContainer:
 def test_commit_archive_repoints_members_in_one_transaction(
     catalog: Catalog, org: Org, bucket: Bucket
 ) -> None:
-    keys = [_name("k") for _ in range(3)]
+    keys = [unique_name("k") for _ in range(3)]
     for key in keys:
-        put(catalog, bucket, key, seg(_name("staged")))
-    copy = _name("copy")  # a copy sharing the first object's staged blob
+        put(catalog, bucket, key, seg(unique_name("staged")))
+    copy = unique_name("copy")  # a copy sharing the first object's staged blob
     first = catalog.get_object(bucket.id, keys[0])
     assert first is not None
     shared = first.segments[0]
     put(catalog, bucket, copy, NewSegment(**{**seg("x").__dict__, "blob_key": shared.blob.key,
                                              "blob_id": shared.blob.id}))
     # A multipart object: a part in the backend and a staged last part.
-    multi = _name("multi")
-    put(catalog, bucket, multi, seg(_name("part"), backend="local"),
-        seg(_name("last"), part=2))
+    multi = unique_name("multi")
+    put(catalog, bucket, multi, seg(unique_name("part"), backend="local"),
+        seg(unique_name("last"), part=2))
     hot, _ = catalog.hot_objects(hot_classes=HOT_CLASSES, limit=1000)
     assert {keys[0], copy, multi} <= {r.key for r in hot}
     young, _ = catalog.hot_objects(
@@ -172,14 +160,14 @@ def test_commit_archive_repoints_members_in_one_transaction(
 
 
 def test_vanished_members_are_skipped(catalog: Catalog, org: Org, bucket: Bucket) -> None:
-    keep, gone = _name("keep"), _name("gone")
-    put(catalog, bucket, keep, seg(_name("s")))
-    put(catalog, bucket, gone, seg(_name("s")))
+    keep, gone = unique_name("keep"), unique_name("gone")
+    put(catalog, bucket, keep, seg(unique_name("s")))
+    put(catalog, bucket, gone, seg(unique_name("s")))
     ids = [blob_id(catalog, bucket, keep), blob_id(catalog, bucket, gone)]
     _, garbage = catalog.delete_object(bucket.id, gone)
     assert len(garbage) == 1  # declared garbage, not yet forgotten
     result = catalog.commit_archive(
-        org_id=org.id, backend="local", key=_name("containers/c"), size=700,
+        org_id=org.id, backend="local", key=unique_name("containers/c"), size=700,
         storage_class="DEEP_ARCHIVE",
         moves=[ArchiveMove(ids[0], 0, 0), ArchiveMove(ids[1], 0, 300)],
         intent_id=None, container=container(2, 600),
@@ -192,10 +180,10 @@ def test_vanished_members_are_skipped(catalog: Catalog, org: Org, bucket: Bucket
 def test_a_rewrite_never_moves_members_out_of_a_clients_restored_copy(
     catalog: Catalog, org: Org, bucket: Bucket
 ) -> None:
-    key = _name("k")
-    put(catalog, bucket, key, seg(_name("s")))
+    key = unique_name("k")
+    put(catalog, bucket, key, seg(unique_name("s")))
     packed = catalog.commit_archive(
-        org_id=org.id, backend="local", key=_name("containers/old"), size=400,
+        org_id=org.id, backend="local", key=unique_name("containers/old"), size=400,
         storage_class="DEEP_ARCHIVE", moves=[ArchiveMove(blob_id(catalog, bucket, key), 0, 0)],
         intent_id=None, container=container(1, 300),
     )
@@ -204,14 +192,14 @@ def test_a_rewrite_never_moves_members_out_of_a_clients_restored_copy(
     catalog.start_restore(old, org_id=org.id, tier="Bulk", days=5, requested_by="u",
                           done=True, expires_at=now + timedelta(days=5))
     blocked = catalog.commit_archive(
-        org_id=org.id, backend="local", key=_name("containers/new"), size=400,
+        org_id=org.id, backend="local", key=unique_name("containers/new"), size=400,
         storage_class="DEEP_ARCHIVE", moves=[ArchiveMove(old, 0, 0)], intent_id=None,
         from_cold=True, now=now,
     )
     assert blocked.moved_segments == 0
     later = now + timedelta(days=6)
     moved = catalog.commit_archive(
-        org_id=org.id, backend="local", key=_name("containers/new"), size=400,
+        org_id=org.id, backend="local", key=unique_name("containers/new"), size=400,
         storage_class="DEEP_ARCHIVE", moves=[ArchiveMove(old, 0, 0)], intent_id=None,
         from_cold=True, now=later,
     )
@@ -250,8 +238,8 @@ def test_restore_charges_respect_the_budget_under_concurrency(catalog: Catalog, 
 
 
 def test_webhook_notices(catalog: Catalog, org: Org, bucket: Bucket) -> None:
-    key = _name("k")
-    put(catalog, bucket, key, seg(_name("s"), backend="local"))
+    key = unique_name("k")
+    put(catalog, bucket, key, seg(unique_name("s"), backend="local"))
     blob = blob_id(catalog, bucket, key)
     since = datetime.now(UTC) - timedelta(minutes=1)
     catalog.start_restore(blob, org_id=org.id, tier="Standard", days=1, requested_by="u",
@@ -319,11 +307,11 @@ def test_concurrent_policy_updates_lose_nothing(
 
 
 def test_migration_0005_goes_down_and_up(
-    engine_name: str, request: pytest.FixtureRequest, tmp_path: object
+    engine_name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     from alembic import command
 
-    fresh = Catalog(_url(engine_name, request, tmp_path), cache_ttl=0)
+    fresh = Catalog(fresh_catalog_url(engine_name, request, tmp_path), cache_ttl=0)
     try:
         config = fresh._alembic_config()
 

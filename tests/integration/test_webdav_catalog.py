@@ -17,18 +17,14 @@ from catalog.api import Catalog
 from catalog.records import NewObject, ObjectRecord
 from gateway.errors import InvalidName
 from protocols.webdav.locks import CatalogLockManager, CatalogLockStorage
-
-ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+from tests.integration.catalog_support import ENGINES, fresh_catalog_url
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def catalog(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('dav')}/catalog.db"
-    else:
-        url = request.getfixturevalue("mariadb_server").create_database()
+    url = fresh_catalog_url(request.param, request, tmp_path_factory.mktemp("dav"))
     cat = Catalog(url, cache_ttl=0)
     cat.upgrade()
     yield cat
