@@ -62,6 +62,7 @@ from catalog.records import (
 from catalog.retention import REASON_DELETE, REASON_MOVE, REASON_OVERWRITE, RetentionQueries
 from catalog.rows import access_key as _access_key
 from catalog.rows import blob as _blob
+from catalog.rows import blob_columns as _blob_columns
 from catalog.rows import chunks as _chunks
 from catalog.rows import json_dict as _json_dict
 from catalog.rows import now as _now
@@ -877,12 +878,7 @@ class Catalog(
         rows = conn.execute(
             sa.select(
                 s.segments,
-                s.blobs.c.org_id.label("blob_org_id"),
-                s.blobs.c.backend.label("blob_backend"),
-                s.blobs.c.key.label("blob_key"),
-                s.blobs.c.size.label("blob_size"),
-                s.blobs.c.storage_class.label("blob_storage_class"),
-                s.blobs.c.created_at.label("blob_created_at"),
+                *_blob_columns("blob_", with_id=False),
             )
             .join(s.blobs, s.blobs.c.id == s.segments.c.blob_id)
             .where(s.segments.c.object_id == object_id)
@@ -891,15 +887,7 @@ class Catalog(
         return tuple(
             Segment(
                 part_number=r.part_number,
-                blob=Blob(
-                    id=r.blob_id,
-                    org_id=r.blob_org_id,
-                    backend=r.blob_backend,
-                    key=r.blob_key,
-                    size=int(r.blob_size),
-                    storage_class=r.blob_storage_class,
-                    created_at=r.blob_created_at,
-                ),
+                blob=_blob(r, "blob_"),
                 blob_offset=int(r.blob_offset),
                 sealed_size=int(r.sealed_size),
                 plain_size=int(r.plain_size),

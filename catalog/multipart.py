@@ -39,6 +39,8 @@ from catalog import schema as s
 from catalog import tables_multipart as t
 from catalog.base import CatalogBase
 from catalog.records import Blob, Intent, NewSegment, UsageEvent
+from catalog.rows import blob as _blob
+from catalog.rows import blob_columns as _blob_columns
 from catalog.rows import now as _now
 from gateway.errors import BucketNotFound, InvalidArgument, InvalidName
 
@@ -183,27 +185,14 @@ def _part_query() -> sa.Select[Any]:
     p = t.multipart_parts
     return sa.select(
         p,
-        s.blobs.c.org_id.label("blob_org_id"),
-        s.blobs.c.backend.label("blob_backend"),
-        s.blobs.c.key.label("blob_key"),
-        s.blobs.c.size.label("blob_size"),
-        s.blobs.c.storage_class.label("blob_storage_class"),
-        s.blobs.c.created_at.label("blob_created_at"),
+        *_blob_columns("blob_", with_id=False),
     ).join(s.blobs, s.blobs.c.id == p.c.blob_id)
 
 
 def _part(row: Row[Any]) -> PartRecord:
     return PartRecord(
         part_number=int(row.part_number),
-        blob=Blob(
-            id=int(row.blob_id),
-            org_id=int(row.blob_org_id),
-            backend=row.blob_backend,
-            key=row.blob_key,
-            size=int(row.blob_size),
-            storage_class=row.blob_storage_class,
-            created_at=row.blob_created_at,
-        ),
+        blob=_blob(row, "blob_"),
         sealed_size=int(row.sealed_size),
         plain_size=int(row.plain_size),
         md5=row.md5,

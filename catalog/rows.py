@@ -78,11 +78,13 @@ def blob(row: Row[Any], prefix: str = "") -> Blob:
     )
 
 
-def blob_columns(prefix: str) -> tuple[Any, ...]:
-    """The ``blobs`` columns labelled ``prefix...``, for a join read by :func:`blob`."""
+def blob_columns(prefix: str, *, with_id: bool = True) -> tuple[Any, ...]:
+    """The ``blobs`` columns labelled ``prefix...``, for a join read by :func:`blob`.
+    ``with_id`` False leaves the id out, for a join whose own ``{prefix}id`` column (a
+    segment's ``blob_id``) already holds it."""
     b = s.blobs.c
     return (
-        b.id.label(f"{prefix}id"),
+        *((b.id.label(f"{prefix}id"),) if with_id else ()),
         b.org_id.label(f"{prefix}org_id"),
         b.backend.label(f"{prefix}backend"),
         b.key.label(f"{prefix}key"),

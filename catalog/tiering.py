@@ -54,15 +54,7 @@ _CHUNK = 500
 
 def _restore(row: Row[Any]) -> RestoreRecord:
     return RestoreRecord(
-        blob=Blob(
-            id=row.blob_id,
-            org_id=row.blob_org_id,
-            backend=row.blob_backend,
-            key=row.blob_key,
-            size=int(row.blob_size),
-            storage_class=row.blob_storage_class,
-            created_at=row.blob_created_at,
-        ),
+        blob=_blob(row, "blob_"),
         org_id=row.org_id,
         tier=row.tier,
         days=row.days,
@@ -78,12 +70,7 @@ def _restore(row: Row[Any]) -> RestoreRecord:
 def _restore_query() -> sa.Select[Any]:
     return sa.select(
         restores,
-        s.blobs.c.org_id.label("blob_org_id"),
-        s.blobs.c.backend.label("blob_backend"),
-        s.blobs.c.key.label("blob_key"),
-        s.blobs.c.size.label("blob_size"),
-        s.blobs.c.storage_class.label("blob_storage_class"),
-        s.blobs.c.created_at.label("blob_created_at"),
+        *_blob_columns("blob_", with_id=False),
     ).join(s.blobs, s.blobs.c.id == restores.c.blob_id)
 
 
