@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -37,6 +37,7 @@ from gateway.errors import (
     QuotaExceeded,
 )
 from gateway.principals import Action, Principal, authorize
+from gateway.streams import ChunkReader
 
 if TYPE_CHECKING:
     from catalog.records import Bucket
@@ -120,38 +121,6 @@ def multipart_sha256(digests: Sequence[str]) -> str:
     """The object SHA-256 of a multipart object: SHA-256 of the part digests, ``-N``."""
     joined = b"".join(bytes.fromhex(d) for d in digests)
     return f"{hashlib.sha256(joined).hexdigest()}-{len(digests)}"
-
-
-class _ChunkReader:
-    """``read(size)`` over an iterator of chunks, holding at most one chunk."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-        self._offset = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        if size is None or size < 0:
-            raise ValueError("read() needs a size on the data path")
-        pieces: list[bytes] = []
-        need = size
-        while need > 0:
-            if self._offset >= len(self._buffer):
-                try:
-                    self._buffer, self._offset = next(self._chunks), 0
-                except StopIteration:
-                    break
-                continue
-            piece = self._buffer[self._offset : self._offset + need]
-            self._offset += len(piece)
-            need -= len(piece)
-            pieces.append(piece)
-        return b"".join(pieces)
-
-    def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
 
 
 class MultipartOperations:
@@ -375,7 +344,7 @@ class MultipartOperations:
             if close is not None:
                 close()
             raise InvalidArgument(f"a copied part is at most {MAX_PART_SIZE} bytes")
-        reader = _ChunkReader(opened.body)
+        reader = ChunkReader(opened.body)
         try:
             part = self.upload_part(
                 principal,

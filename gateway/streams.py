@@ -59,6 +59,16 @@ class IteratorReader:
             close()
 
 
+class ChunkReader(IteratorReader):
+    """An :class:`IteratorReader` that refuses to read everything at once: what it feeds
+    (a copy's source into a new segment) is read in pieces, never held whole."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            raise ValueError("read() needs a size on the data path")
+        return super().read(size)
+
+
 class PrefixedReader:
     """Reads ``prefix`` first, then the rest of ``stream`` (after a bounded peek)."""
 

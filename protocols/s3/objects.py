@@ -15,8 +15,8 @@ from urllib.parse import unquote
 
 from catalog.records import ObjectRecord
 from gateway import errors as domain
-from gateway.multipart import _ChunkReader
 from gateway.objects import ObjectState, ObjectView, RangeSpec
+from gateway.streams import ChunkReader
 from protocols.s3 import xmlio
 from protocols.s3.base import ActionBase
 from protocols.s3.errors import (
@@ -263,7 +263,7 @@ class ObjectActions(ActionBase):
         opened = self.objects.get_object(
             self.who(req), req.org, src_bucket, src_key, sse_customer_key=src_sse
         )
-        reader = _ChunkReader(opened.body)
+        reader = ChunkReader(opened.body)
         try:
             return self.objects.put_object(
                 self.who(req),
